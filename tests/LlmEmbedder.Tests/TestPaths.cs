@@ -1,0 +1,30 @@
+namespace LlmEmbedder.Tests;
+
+/// <summary>Where the repository, the shared fixtures and a per-test scratch folder are.</summary>
+internal static class TestPaths
+{
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    /// <summary>../shared/fixtures beside the repository (the real vocab and configs).</summary>
+    public static string SharedFixtures { get; } = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "fixtures"));
+
+    public static string ChineseVocabDir => Path.Combine(SharedFixtures, "bert-base-chinese");
+
+    public static string Fixture(params string[] parts) => Path.Combine([SharedFixtures, .. parts]);
+
+    /// <summary>A fresh empty folder under the system temp dir; callers delete it when done (or leave it for debugging).</summary>
+    public static string NewTempDir(string label)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "llm-embedder-tests", $"{label}-{Guid.NewGuid():N}"[..Math.Min(label.Length + 13, 60)]);
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    private static string FindRepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "LlmEmbedder.slnx")))
+                return dir.FullName;
+        throw new InvalidOperationException("repository root (LlmEmbedder.slnx) not found above " + AppContext.BaseDirectory);
+    }
+}
