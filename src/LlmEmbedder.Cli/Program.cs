@@ -1,2 +1,9 @@
-using static TorchSharp.torch;
-Console.WriteLine(ones(2).sum().item<float>());
+using System.CommandLine;
+using LlmEmbedder.Cli.Commands;
+
+var root = new RootCommand("LlmEmbedder.NET: fine-tune, evaluate, convert and serve BERT text-embedding models (LLM-Embedder / BGE recipe).")
+{
+    EncodeCommand.Create(),
+    TokenizeCommand.Create(),
+};
+return CommandRunner.Invoke(root, args);

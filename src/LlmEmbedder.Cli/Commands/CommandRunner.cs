@@ -1,0 +1,46 @@
+using System.CommandLine;
+
+namespace LlmEmbedder.Cli.Commands;
+
+/// <summary>Runs a command so that a user error is one line on stderr and a non-zero exit, never only a stack trace.</summary>
+internal static class CommandRunner
+{
+    public const int UserError = 1;
+    public const int InternalError = 70;
+
+    public static int Invoke(RootCommand root, string[] args)
+    {
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            foreach (var error in parsed.Errors) Console.Error.WriteLine($"llm-embedder: {error.Message}");
+            Console.Error.WriteLine("(run with --help for usage)");
+            return UserError;
+        }
+        try
+        {
+            return parsed.Invoke();
+        }
+        catch (Exception e) when (Unwrap(e) is EmbedderException user)
+        {
+            Console.Error.WriteLine($"llm-embedder: error: {user.Message}");
+            return UserError;
+        }
+        catch (Exception e) when (Unwrap(e) is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"llm-embedder: error: {Unwrap(e).Message}");
+            return UserError;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"llm-embedder: internal error: {e.Message}");
+            Console.Error.WriteLine(e);
+            return InternalError;
+        }
+    }
+
+    private static Exception Unwrap(Exception e) =>
+        e is AggregateException { InnerExceptions.Count: 1 } aggregate ? Unwrap(aggregate.InnerExceptions[0])
+        : e is System.Reflection.TargetInvocationException { InnerException: { } inner } ? Unwrap(inner)
+        : e;
+}

@@ -1,0 +1,79 @@
+using System.CommandLine;
+using System.Diagnostics;
+using LlmEmbedder.Checkpoints;
+using LlmEmbedder.Data;
+using LlmEmbedder.Modeling;
+
+namespace LlmEmbedder.Cli.Commands;
+
+/// <summary>encode: texts (one per line, or .jsonl "text") → float32 .npy matrix [rows, hidden], rows in input order.</summary>
+internal static class EncodeCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder (Hugging Face or sentence-transformers) or hub id", Required = true };
+        var input = new Option<string>("--input") { Description = ".txt (one text per line) or .jsonl with a \"text\" field", Required = true };
+        var output = new Option<string>("--output") { Description = "Output .npy file", Required = true };
+        var version = new Option<string?>("--version") { Description = "Instruction version (bge, e5, llm-embedder, ...); none by default" };
+        var task = new Option<string?>("--task") { Description = "Instruction task (qa, icl, ...)" };
+        var role = new Option<string>("--role") { Description = "query or key", DefaultValueFactory = _ => "query" };
+        role.AcceptOnlyFromAmong("query", "key");
+        var pooling = new Option<string?>("--pooling_method") { Description = "cls or mean (when the model folder does not say)" };
+        pooling.AcceptOnlyFromAmong("cls", "mean");
+        var metric = new Option<string?>("--dense_metric") { Description = "cos (L2-normalise) or ip (when the model folder does not say)" };
+        metric.AcceptOnlyFromAmong("cos", "ip");
+        var maxLength = new Option<int>("--max_length") { Description = "Truncate to this many tokens", DefaultValueFactory = _ => 512 };
+        var batchSize = new Option<int>("--batch_size") { Description = "Texts per forward pass", DefaultValueFactory = _ => 32 };
+        var instructionFile = new Option<string?>("--instruction_file") { Description = "JSON file adding instruction versions" };
+
+        var command = new Command("encode", "Embed texts into a .npy matrix")
+        {
+            model, input, output, version, task, role, pooling, metric, maxLength, batchSize, instructionFile,
+        };
+        command.SetAction(parsed =>
+        {
+            var texts = TextInput.Read(parsed.GetRequiredValue(input));
+            var prefix = InstructionPrefix(parsed.GetValue(version), parsed.GetValue(task), parsed.GetRequiredValue(role), parsed.GetValue(instructionFile));
+            if (prefix.Length > 0) texts = texts.Select(t => prefix + t).ToList();
+
+            var dir = ModelArgument.Resolve(parsed.GetRequiredValue(model));
+            using var encoder = SentenceEncoder.Load(dir,
+                parsed.GetValue(pooling) is { } p ? Pooling.Parse(p) : null,
+                parsed.GetValue(metric) is { } m ? m == "cos" : null,
+                parsed.GetValue(maxLength));
+
+            var clock = Stopwatch.StartNew();
+            var lastReport = TimeSpan.Zero;
+            var progress = new SynchronousProgress<int>(done =>
+            {
+                if (clock.Elapsed - lastReport < TimeSpan.FromSeconds(2) && done < texts.Count) return;
+                lastReport = clock.Elapsed;
+                double rate = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+                var eta = TimeSpan.FromSeconds((texts.Count - done) / Math.Max(rate, 1e-9));
+                Console.Error.WriteLine($"encoded {done}/{texts.Count} texts, {rate:F1}/s, ETA {eta:hh\\:mm\\:ss}");
+            });
+            var embeddings = encoder.Encode(texts, parsed.GetValue(batchSize), progress);
+            var outputPath = parsed.GetRequiredValue(output);
+            Npy.WriteFloat32(outputPath, embeddings, texts.Count, encoder.Dimension);
+            Console.Error.WriteLine($"wrote {outputPath}: {texts.Count} x {encoder.Dimension} float32 " +
+                $"({encoder.Settings.Pooling.Name()} pooling{(encoder.Settings.Normalize ? ", L2-normalised" : "")}) in {clock.Elapsed.TotalSeconds:F1} s");
+            return 0;
+        });
+        return command;
+    }
+
+    private static string InstructionPrefix(string? version, string? task, string role, string? instructionFile)
+    {
+        if (version is null && task is null) return "";
+        if (version is null || task is null) throw new EmbedderException("--version and --task go together (an instruction is chosen by both)");
+        var instructions = InstructionSet.Load(instructionFile);
+        var instruction = instructions.Get(version, task);
+        return role == "query" ? instruction.Query : instruction.Key;
+    }
+}
+
+/// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool, out of order).</summary>
+internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

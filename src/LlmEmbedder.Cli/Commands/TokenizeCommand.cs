@@ -1,0 +1,28 @@
+using System.CommandLine;
+using LlmEmbedder.Data;
+using LlmEmbedder.Tokenization;
+
+namespace LlmEmbedder.Cli.Commands;
+
+/// <summary>tokenize: lines on stdin → one JSON array of token ids per line, with [CLS]/[SEP], as Hugging Face's BertTokenizer.</summary>
+internal static class TokenizeCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder or hub id (only its tokenizer files are used)", Required = true };
+        var maxLength = new Option<int?>("--max_length") { Description = "Truncate to this many tokens (counting [CLS] and [SEP]); none by default" };
+        var command = new Command("tokenize", "Tokenize stdin lines to JSON arrays of token ids") { model, maxLength };
+        command.SetAction(parsed =>
+        {
+            var tokenizer = BertTokenizer.FromDirectory(ModelArgument.Resolve(parsed.GetRequiredValue(model)));
+            int limit = parsed.GetValue(maxLength) ?? int.MaxValue;
+            if (limit < 2) throw new EmbedderException($"--max_length must be at least 2 (room for [CLS] and [SEP]), got {limit}");
+            using var stdin = new StreamReader(Console.OpenStandardInput(), new System.Text.UTF8Encoding(false));
+            using var stdout = new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false)) { AutoFlush = false };
+            foreach (var line in TextInput.SplitLines(stdin.ReadToEnd()))
+                stdout.WriteLine("[" + string.Join(",", tokenizer.Encode(line, limit)) + "]");
+            return 0;
+        });
+        return command;
+    }
+}
