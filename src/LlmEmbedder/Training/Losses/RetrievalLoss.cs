@@ -1,0 +1,68 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LlmEmbedder.Training.Losses;
+
+/// <summary>
+/// The training loss of the reference (SPEC.md 2.4, <c>_compute_loss</c> of FlagEmbedding's
+/// <c>modeling_dense.py</c>). Contrastive is active iff contrastive_weight &gt; 0; distillation iff the
+/// batch has teacher scores and distill_weight &gt; 0 (<see cref="StableDistillLoss"/> with
+/// stable_distill, else <see cref="DistillKLLoss"/>). Both active: cw·C + dw·D; one active: that loss
+/// unweighted; neither: an error. With a <see cref="CrossDeviceBatch"/>, the contrastive and stable
+/// losses run over the global batch; the KL loss only ever sees the local groups, as in the reference.
+/// </summary>
+public sealed class RetrievalLoss
+{
+    private readonly ContrastiveLoss contrastive;
+    private readonly StableDistillLoss stableDistill;
+    private readonly DistillKLLoss distillKL;
+
+    public RetrievalLoss(RetrievalLossOptions options)
+    {
+        Options = options;
+        var similarity = new EmbeddingSimilarity(options.DenseMetric, options.CosTemperature);
+        contrastive = new ContrastiveLoss(similarity);
+        stableDistill = new StableDistillLoss(similarity);
+        distillKL = new DistillKLLoss(similarity, options.TeacherTemperature, options.StudentTemperature);
+    }
+
+    public RetrievalLossOptions Options { get; }
+
+    /// <summary>
+    /// The scalar loss of one batch: local queries [B, D], keys [B·G, D], teacher scores [B, G] or null,
+    /// and, with several processes and negative_cross_device, the gathered global batch.
+    /// </summary>
+    public Tensor Compute(Tensor queries, Tensor keys, Tensor? teacherScores, CrossDeviceBatch? global = null)
+    {
+        var distillActive = teacherScores is not null && Options.DistillWeight > 0;
+        var contrastiveActive = Options.ContrastiveWeight > 0;
+        if (!distillActive && !contrastiveActive)
+            throw new EmbedderException(
+                $"no training loss is active: contrastive_weight is {Options.ContrastiveWeight} (must be > 0 for the contrastive loss) and "
+                + (teacherScores is null
+                    ? "the batch has no teacher_scores (needed for distillation)"
+                    : $"distill_weight is {Options.DistillWeight} (must be > 0 for distillation)"));
+        if (global is not null && (global.TeacherScores is null) != (teacherScores is null))
+            throw new ArgumentException("the gathered batch and the local batch disagree on having teacher scores");
+
+        var globalQueries = global?.Queries ?? queries;
+        var globalKeys = global?.Keys ?? keys;
+
+        using var scope = NewDisposeScope();
+        Tensor? distill = null;
+        if (distillActive)
+            distill = Options.StableDistill
+                ? stableDistill.Compute(globalQueries, globalKeys, global?.TeacherScores ?? teacherScores!)
+                : distillKL.Compute(queries, keys, teacherScores!);
+        var contrast = contrastiveActive ? contrastive.Compute(globalQueries, globalKeys) : null;
+
+        var loss = (contrast, distill) switch
+        {
+            ({ } c, { } d) => c.mul(Options.ContrastiveWeight).add(d.mul(Options.DistillWeight)),
+            ({ } c, null) => c,
+            (null, { } d) => d,
+            _ => throw new InvalidOperationException("unreachable: checked above"),
+        };
+        return loss.MoveToOuterDisposeScope();
+    }
+}
