@@ -134,9 +134,11 @@ internal sealed class HubClient : IDisposable
             resumeFrom = 0; // cannot be a prefix of the file; start over
 
         using var response = await SendAsync(HttpMethod.Get, url, followAbsoluteRedirects: true, rangeStart: resumeFrom, cancellation);
-        if (response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable && resumeFrom > 0)
+        var rangeRefused = response.StatusCode == HttpStatusCode.RequestedRangeNotSatisfiable
+            || (response.StatusCode == HttpStatusCode.PartialContent && response.Content.Headers.ContentRange?.From != resumeFrom);
+        if (rangeRefused && resumeFrom > 0)
         {
-            File.Delete(incompletePath); // what was kept is no prefix of this file
+            File.Delete(incompletePath); // what was kept is no prefix of this file, or the server will not continue it
             await DownloadAsync(model, commit, repoFile, info, incompletePath, progress, cancellation);
             return;
         }
@@ -157,16 +159,14 @@ internal sealed class HubClient : IDisposable
             long done = resumeFrom;
             progress?.Report(new DownloadProgress(model.RepoId, repoFile, done, total));
             var sinceReport = System.Diagnostics.Stopwatch.StartNew();
+            var buffer = new byte[CopyBufferBytes];
             try
             {
                 await using var body = await response.Content.ReadAsStreamAsync(cancellation);
-                var buffer = new byte[CopyBufferBytes];
-                while (true)
+                int read;
+                while ((read = await ReadFromNetworkAsync(body, buffer, done)) > 0)
                 {
-                    int read;
-                    using (var stall = StartTimeout(settings.DownloadTimeout, cancellation))
-                        read = await body.ReadAsync(buffer, stall.Token);
-                    if (read == 0) break;
+                    // Disk errors (a full disk) propagate as they are: they are not the network's fault.
                     await output.WriteAsync(buffer.AsMemory(0, read), cancellation);
                     verifier?.Append(buffer.AsSpan(0, read));
                     done += read;
@@ -177,17 +177,26 @@ internal sealed class HubClient : IDisposable
                     }
                 }
             }
-            catch (Exception e) when (IsTimeout(e, cancellation))
-            {
-                throw new EmbedderException($"downloading '{repoFile}' of model '{model}' stalled for {settings.DownloadTimeout.TotalSeconds:0.#} s after {done} of {total?.ToString() ?? "?"} bytes; run again to resume (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)", e);
-            }
-            catch (Exception e) when (e is HttpRequestException or IOException && !cancellation.IsCancellationRequested)
-            {
-                throw new EmbedderException($"downloading '{repoFile}' of model '{model}' was interrupted after {done} of {total?.ToString() ?? "?"} bytes ({e.Message}); run again to resume", e);
-            }
             finally
             {
                 await output.FlushAsync(CancellationToken.None);
+            }
+
+            async Task<int> ReadFromNetworkAsync(Stream body, byte[] into, long doneSoFar)
+            {
+                try
+                {
+                    using var stall = StartTimeout(settings.DownloadTimeout, cancellation);
+                    return await body.ReadAsync(into, stall.Token);
+                }
+                catch (Exception e) when (IsTimeout(e, cancellation))
+                {
+                    throw new EmbedderException($"downloading '{repoFile}' of model '{model}' stalled for {settings.DownloadTimeout.TotalSeconds:0.#} s after {doneSoFar} of {total?.ToString() ?? "?"} bytes; run again to resume (HF_HUB_DOWNLOAD_TIMEOUT sets the limit)", e);
+                }
+                catch (Exception e) when (e is HttpRequestException or IOException && !cancellation.IsCancellationRequested)
+                {
+                    throw new EmbedderException($"downloading '{repoFile}' of model '{model}' was interrupted after {doneSoFar} of {total?.ToString() ?? "?"} bytes ({e.Message}); run again to resume", e);
+                }
             }
 
             progress?.Report(new DownloadProgress(model.RepoId, repoFile, done, total));

@@ -8,8 +8,9 @@ namespace LlmEmbedder.Checkpoints.Hub;
 /// </summary>
 public static class ModelLocator
 {
+    // Run on the thread pool so blocking here cannot deadlock a caller that has a synchronization context.
     public static string Resolve(string modelOrHubId, IProgress<DownloadProgress>? progress = null, HubOptions? options = null) =>
-        ResolveAsync(modelOrHubId, progress, options).GetAwaiter().GetResult();
+        Task.Run(() => ResolveAsync(modelOrHubId, progress, options)).GetAwaiter().GetResult();
 
     public static async Task<string> ResolveAsync(string modelOrHubId, IProgress<DownloadProgress>? progress = null,
         HubOptions? options = null, CancellationToken cancellation = default)
@@ -27,6 +28,19 @@ public static class ModelLocator
         if (settings.Offline)
             return CachedSnapshot(model, cache);
 
+        try
+        {
+            return await DownloadAsync(model, cache, settings, progress, cancellation);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw new EmbedderException($"{cache.RepoDir}: cannot write the Hugging Face cache ({e.Message}); set HF_HOME or HF_HUB_CACHE elsewhere", e);
+        }
+    }
+
+    private static async Task<string> DownloadAsync(HubModelId model, HubCache cache, HubSettings settings,
+        IProgress<DownloadProgress>? progress, CancellationToken cancellation)
+    {
         using var client = new HubClient(settings);
         var listing = await client.GetListingAsync(model, cancellation);
         var snapshotDir = cache.SnapshotDir(listing.Commit);
@@ -73,7 +87,7 @@ public static class ModelLocator
             Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
             var incomplete = blob + HubCache.IncompleteSuffix;
             await client.DownloadAsync(model, commit, repoFile, info, incomplete, progress, cancellation);
-            File.Move(incomplete, blob);
+            File.Move(incomplete, blob, overwrite: true);
         }
         cache.LinkIntoSnapshot(pointer, blob, blobIsNew, settings.SymlinksUnavailable);
     }

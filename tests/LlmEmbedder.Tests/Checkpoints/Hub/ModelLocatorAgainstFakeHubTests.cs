@@ -379,6 +379,20 @@ public sealed class ModelLocatorAgainstFakeHubTests : IDisposable
     }
 
     [Fact]
+    public void UnwritableCacheIsReportedWithItsPath()
+    {
+        HubRepos.AddBge(hub);
+        var notAFolder = Path.Combine(cacheDir, "occupied");
+        File.WriteAllText(notAFolder, "a file where the cache folder should go");
+        var options = Options() with { CacheDir = Path.Combine(notAFolder, "hub") };
+
+        var error = Assert.Throws<EmbedderException>(() => ModelLocator.Resolve(HubRepos.BgeId, options: options));
+
+        Assert.StartsWith($"{Path.Combine(notAFolder, "hub", "models--BAAI--bge-small-zh-v1.5")}: cannot write the Hugging Face cache (", error.Message);
+        Assert.EndsWith("); set HF_HOME or HF_HUB_CACHE elsewhere", error.Message);
+    }
+
+    [Fact]
     public void LocalDirectoriesAreReturnedWithoutTouchingTheNetwork()
     {
         var options = Options() with { Endpoint = ClosedPortEndpoint() };
