@@ -8,7 +8,7 @@ internal static class ModelArgument
     public static string Resolve(string modelOrHubId)
     {
         var progress = new Progress<DownloadProgress>(p =>
-            Console.Error.Write($"\rdownloading {p.FileName}: {p.BytesDone / 1e6:F1}/{(p.BytesTotal is { } total ? $"{total / 1e6:F1}" : "?")} MB   "));
+            Console.Error.Write($"\rdownloading {p.File}: {p.BytesDone / 1e6:F1}/{(p.BytesTotal is { } total ? $"{total / 1e6:F1}" : "?")} MB   "));
         var dir = ModelLocator.Resolve(modelOrHubId, progress);
         return dir;
     }
