@@ -5,5 +5,6 @@ var root = new RootCommand("LlmEmbedder.NET: fine-tune, evaluate, convert and se
 {
     EncodeCommand.Create(),
     TokenizeCommand.Create(),
+    TrainCommand.Create(),
 };
 return CommandRunner.Invoke(root, args);

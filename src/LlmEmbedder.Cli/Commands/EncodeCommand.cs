@@ -66,8 +66,8 @@ internal static class EncodeCommand
     {
         if (version is null && task is null) return "";
         if (version is null || task is null) throw new EmbedderException("--version and --task go together (an instruction is chosen by both)");
-        var instructions = InstructionSet.Load(instructionFile);
-        var instruction = instructions.Get(version, task);
+        var instructions = instructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(instructionFile);
+        var instruction = instructions.Get(version).InstructionFor(task);
         return role == "query" ? instruction.Query : instruction.Key;
     }
 }

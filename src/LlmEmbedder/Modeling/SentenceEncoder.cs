@@ -65,13 +65,16 @@ public sealed class SentenceEncoder : IDisposable
     }
 
     /// <summary>Sentence embeddings [batch, hidden] of one tokenized batch; differentiable when grad is enabled.</summary>
-    public Tensor Forward(TokenBatch batch)
+    public Tensor Forward(TokenBatch batch) => Embed(Model, batch, Settings.Pooling, Settings.Normalize);
+
+    /// <summary>Pooled (and optionally L2-normalised) embeddings of <paramref name="model"/>, e.g. a training copy in another dtype.</summary>
+    public static Tensor Embed(BertModel model, TokenBatch batch, PoolingMethod pooling, bool normalize)
     {
-        var device = Model.parameters().First().device;
+        var device = model.parameters().First().device;
         var ids = tensor(batch.InputIds, [batch.BatchSize, batch.SequenceLength], device: device);
         var mask = tensor(batch.AttentionMask, [batch.BatchSize, batch.SequenceLength], device: device);
-        var pooled = Pooling.Apply(Model.call(ids, mask), mask, Settings.Pooling);
-        return Settings.Normalize ? nn.functional.normalize(pooled, p: 2, dim: -1) : pooled;
+        var pooled = Pooling.Apply(model.call(ids, mask), mask, pooling);
+        return normalize ? nn.functional.normalize(pooled, p: 2, dim: -1) : pooled;
     }
 
     /// <summary>
@@ -101,6 +104,15 @@ public sealed class SentenceEncoder : IDisposable
         }
         if (wasTraining) Model.train();
         return output;
+    }
+
+    /// <summary>Writes a plain Hugging Face BERT folder: config.json, model.safetensors (no pooler) and the tokenizer files.</summary>
+    public void SaveHuggingFace(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        Model.Config.Save(Path.Combine(directory, "config.json"));
+        WeightFiles.SaveSafetensors(directory, Model.state_dict());
+        Tokenizer.Save(directory);
     }
 
     public void Dispose() => Model.Dispose();

@@ -1,0 +1,64 @@
+using System.CommandLine;
+using LlmEmbedder.Training;
+using Spectre.Console;
+
+namespace LlmEmbedder.Cli.Commands;
+
+/// <summary>train: run_dense.py's flags, same names and defaults. With no flags at all, the embedded default run.</summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("train", "Fine-tune an embedding model (the LLM-Embedder run_dense recipe). No flags: the embedded default on samples/.");
+        var modelBinder = new ArgumentsBinder<ModelArguments>(command);
+        var trainingBinder = new ArgumentsBinder<TrainingArguments>(command);
+        command.SetAction(parsed =>
+        {
+            bool embeddedDefault = parsed.Tokens.Count == 0;
+            var (modelArgs, trainArgs) = embeddedDefault
+                ? EmbeddedDefault.Arguments()
+                : (modelBinder.Bind(parsed), trainingBinder.Bind(parsed));
+            if (embeddedDefault)
+                AnsiConsole.MarkupLine($"[bold]Embedded default run[/]: a small BERT with the Chinese vocabulary, fine-tuned on the sample data in samples/ " +
+                    $"(output in [blue]{Markup.Escape(trainArgs.OutputDir)}[/]). Run [grey]llm-embedder train --help[/] for the flags.");
+            var evaluator = TrainingEvaluator.TryCreate(modelArgs);
+            var trainer = new Trainer(modelArgs, trainArgs, new ConsoleTrainingObserver(), ModelArgument.Resolve);
+            var result = trainer.Run(evaluator);
+            if (result.MetricsBefore is { } before && result.MetricsAfter is { } after)
+                ConsoleTrainingObserver.PrintComparison(before, after);
+            AnsiConsole.MarkupLine($"done: {result.Steps} steps; model in [blue]{Markup.Escape(Path.Combine(result.OutputDir, modelArgs.TieEncoders ? "encoder" : "query_encoder"))}[/], " +
+                $"loss curve in [blue]{Markup.Escape(Path.Combine(result.OutputDir, "loss.png"))}[/]");
+            return 0;
+        });
+        return command;
+    }
+}
+
+/// <summary>Progress on the console: a line per logging step, a table of metrics before/after.</summary>
+internal sealed class ConsoleTrainingObserver : ITrainingObserver
+{
+    public void Message(string text) => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(text)}[/]");
+
+    public void Step(TrainingStepLog log, bool logged)
+    {
+        if (!logged) return;
+        AnsiConsole.MarkupLine(
+            $"step [bold]{log.Step}[/]/{log.TotalSteps}  epoch {log.Epoch:F2}  loss [yellow]{log.Loss:F4}[/]  lr {log.LearningRate:E2}  " +
+            $"grad {log.GradNorm:F2}  {log.SamplesPerSecond:F1} samples/s  elapsed {log.Elapsed:hh\\:mm\\:ss}  ETA {log.Remaining:hh\\:mm\\:ss}");
+    }
+
+    public void Evaluated(int step, string label, IReadOnlyDictionary<string, double> metrics) =>
+        AnsiConsole.MarkupLine($"[green]eval {Markup.Escape(label)}[/] (step {step}): " +
+            string.Join("  ", metrics.Select(m => $"{m.Key} {m.Value:F4}")));
+
+    public static void PrintComparison(IReadOnlyDictionary<string, double> before, IReadOnlyDictionary<string, double> after)
+    {
+        var table = new Table().AddColumn("metric").AddColumn("before").AddColumn("after").AddColumn("change");
+        foreach (var (name, value) in before)
+        {
+            double updated = after.TryGetValue(name, out var v) ? v : double.NaN;
+            table.AddRow(name, $"{value:F4}", $"{updated:F4}", $"{updated - value:+0.0000;-0.0000}");
+        }
+        AnsiConsole.Write(table);
+    }
+}

@@ -1,0 +1,310 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LlmEmbedder.Data;
+using LlmEmbedder.Modeling;
+using LlmEmbedder.Tokenization;
+using LlmEmbedder.Training.Checkpointing;
+using LlmEmbedder.Training.Losses;
+using LlmEmbedder.Training.Optimization;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LlmEmbedder.Training;
+
+/// <summary>Scores an encoder pair on held-out data (evaluation before, during and after training).</summary>
+public interface IEncoderEvaluator
+{
+    IReadOnlyDictionary<string, double> Evaluate(SentenceEncoder queryEncoder, SentenceEncoder keyEncoder);
+}
+
+/// <summary>What a finished run produced.</summary>
+public sealed record TrainingResult(string OutputDir, int Steps, IReadOnlyList<LossPoint> LossHistory,
+    IReadOnlyDictionary<string, double>? MetricsBefore, IReadOnlyDictionary<string, double>? MetricsAfter);
+
+/// <summary>
+/// run_dense.py in one place: load and group the data, build the encoders, then per step: a batch from the
+/// sampler → tokenize → embed queries and keys → retrieval loss → backward → clip → AdamW → schedule;
+/// checkpoints every save_steps and the final model in output_dir.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly ModelArguments modelArgs;
+    private readonly TrainingArguments trainArgs;
+    private readonly ITrainingObserver observer;
+    private readonly Func<string, string> resolveModel;
+
+    public Trainer(ModelArguments modelArgs, TrainingArguments trainArgs, ITrainingObserver observer, Func<string, string> resolveModel)
+    {
+        this.modelArgs = modelArgs;
+        this.trainArgs = trainArgs;
+        this.observer = observer;
+        this.resolveModel = resolveModel;
+    }
+
+    public TrainingResult Run(IEncoderEvaluator? evaluator = null)
+    {
+        var settings = ValidateArguments();
+        // Everything that can fail on bad input happens before the first byte is written to output_dir.
+        var data = LoadData();
+        var sampler = new BatchSampler(
+            trainArgs.InbatchSameDataset is { } mode ? InBatchSameDatasetNames.Parse(mode) : InBatchSameDataset.None,
+            data.Spans, trainArgs.PerDeviceTrainBatchSize, worldSize: 1, rank: 0, trainArgs.Seed);
+        int stepsPerEpoch = Math.Max(1, sampler.StepsPerEpoch / trainArgs.GradientAccumulationSteps);
+        int totalSteps = trainArgs.MaxSteps > 0 ? trainArgs.MaxSteps : (int)Math.Ceiling(trainArgs.NumTrainEpochs * stepsPerEpoch);
+        if (sampler.StepsPerEpoch == 0)
+            throw new EmbedderException($"not enough training samples for one batch of {sampler.GlobalBatchSize}");
+
+        string? resumeFrom = trainArgs.ResumeFromCheckpoint is { } resume ? CheckpointFolders.Resolve(resume, trainArgs.OutputDir) : null;
+        using var queryEncoder = LoadEncoder(resumeFrom is null ? resolveModel(modelArgs.QueryEncoder) : CheckpointEncoderDir(resumeFrom, "query"), settings);
+        using var keyEncoder = modelArgs.TieEncoders ? null
+            : LoadEncoder(resumeFrom is null ? resolveModel(modelArgs.KeyEncoder) : CheckpointEncoderDir(resumeFrom, "key"), settings);
+        var keySide = keyEncoder ?? queryEncoder;
+
+        var parameters = queryEncoder.Model.named_parameters()
+            .Concat(keyEncoder?.Model.named_parameters() ?? []).ToList();
+        using var optimizer = AdamWWithDecayGroups.Create(parameters.Select(p => (p.name, p.parameter)), trainArgs.LearningRate, trainArgs.WeightDecay);
+        var schedule = LinearWarmupSchedule.FromRatio(trainArgs.LearningRate, trainArgs.WarmupRatio, totalSteps);
+        var computeDtype = MixedPrecisionModel.ParseDtype(modelArgs.Dtype);
+        using var queryCompute = new MixedPrecisionModel(queryEncoder.Model, computeDtype);
+        using var keyCompute = keyEncoder is null ? null : new MixedPrecisionModel(keyEncoder.Model, computeDtype);
+
+        int startStep = 0;
+        var lossHistory = new List<LossPoint>();
+        if (resumeFrom is not null)
+        {
+            var state = TrainerState.Load(Path.Combine(resumeFrom, CheckpointFolders.TrainerStateFile));
+            optimizer.load_state_dict(Path.Combine(resumeFrom, "optimizer.bin"));
+            sampler.Restore(state.Sampler);
+            startStep = state.GlobalStep;
+            lossHistory.AddRange(state.LossHistory);
+            queryCompute.SyncFromMaster();
+            keyCompute?.SyncFromMaster();
+            observer.Message($"resumed from {resumeFrom} at step {startStep}");
+        }
+
+        Directory.CreateDirectory(trainArgs.OutputDir);
+        using var tensorboard = trainArgs.ReportTo == "tensorboard"
+            ? utils.tensorboard.SummaryWriter(Path.Combine(trainArgs.OutputDir, "runs")) : null;
+        DescribeRun(data, sampler, totalSteps, stepsPerEpoch, computeDtype);
+
+        var metricsBefore = startStep == 0 ? Evaluate(evaluator, queryEncoder, keySide, 0, "before training", tensorboard) : null;
+
+        var clock = Stopwatch.StartNew();
+        double lossSinceLog = 0;
+        int stepsSinceLog = 0;
+        int samplesPerStep = sampler.GlobalBatchSize * trainArgs.GradientAccumulationSteps;
+        int lastStep = Math.Min(totalSteps, trainArgs.EarlyExitSteps ?? int.MaxValue);
+        queryCompute.Train(true);
+        keyCompute?.Train(true);
+        for (int step = startStep + 1; step <= lastStep; step++)
+        {
+            using var scope = NewDisposeScope();
+            // Dropout masks depend only on (seed, step), so a resumed run draws the same ones.
+            manual_seed(trainArgs.Seed * 1_000_003L + step);
+            double stepLoss = 0;
+            for (int micro = 0; micro < trainArgs.GradientAccumulationSteps; micro++)
+            {
+                using var microScope = NewDisposeScope();
+                var batch = sampler.Next();
+                var loss = BatchLoss(data, batch, queryEncoder, keySide, queryCompute.Compute, (keyCompute ?? queryCompute).Compute, settings)
+                    / trainArgs.GradientAccumulationSteps;
+                loss.backward();
+                stepLoss += loss.item<float>();
+            }
+            queryCompute.MoveGradientsToMaster();
+            keyCompute?.MoveGradientsToMaster();
+            double gradNorm = nn.utils.clip_grad_norm_(parameters.Select(p => p.parameter), trainArgs.MaxGradNorm);
+            double learningRate = schedule.LearningRateAt(step - 1);
+            foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
+            optimizer.step();
+            optimizer.zero_grad();
+            queryCompute.SyncFromMaster();
+            keyCompute?.SyncFromMaster();
+
+            lossHistory.Add(new LossPoint(step, stepLoss, learningRate));
+            lossSinceLog += stepLoss;
+            stepsSinceLog++;
+            bool logNow = step % Math.Max(1, trainArgs.LoggingSteps) == 0 || step == lastStep;
+            double elapsed = clock.Elapsed.TotalSeconds;
+            double stepsPerSecond = (step - startStep) / Math.Max(elapsed, 1e-9);
+            var log = new TrainingStepLog(step, totalSteps, (double)step / stepsPerEpoch, logNow ? lossSinceLog / stepsSinceLog : stepLoss,
+                learningRate, gradNorm, stepsPerSecond * samplesPerStep, clock.Elapsed,
+                TimeSpan.FromSeconds((lastStep - step) / Math.Max(stepsPerSecond, 1e-9)));
+            observer.Step(log, logNow);
+            if (logNow)
+            {
+                tensorboard?.add_scalar("train/loss", (float)log.Loss, step);
+                tensorboard?.add_scalar("train/learning_rate", (float)learningRate, step);
+                tensorboard?.add_scalar("train/grad_norm", (float)gradNorm, step);
+                lossSinceLog = 0;
+                stepsSinceLog = 0;
+            }
+            if (trainArgs.SaveSteps > 0 && step % trainArgs.SaveSteps == 0 && step < lastStep)
+                SaveCheckpoint(step, totalSteps, queryEncoder, keyEncoder, optimizer, sampler, lossHistory);
+            if (trainArgs.EvalSteps > 0 && step % trainArgs.EvalSteps == 0 && step < lastStep)
+            {
+                Evaluate(evaluator, queryEncoder, keySide, step, $"step {step}", tensorboard);
+                queryCompute.Train(true);
+                keyCompute?.Train(true);
+            }
+        }
+        queryCompute.Train(false);
+        keyCompute?.Train(false);
+
+        SaveFinal(queryEncoder, keyEncoder);
+        LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), lossHistory);
+        var metricsAfter = Evaluate(evaluator, queryEncoder, keySide, lastStep, "after training", tensorboard);
+        return new TrainingResult(trainArgs.OutputDir, lastStep, lossHistory, metricsBefore, metricsAfter);
+    }
+
+    private sealed record EncodingSettings(PoolingMethod Pooling, DenseMetric Metric);
+
+    private EncodingSettings ValidateArguments()
+    {
+        if (trainArgs.TrainGroupSize < 2) throw new EmbedderException($"--train_group_size must be at least 2 (1 positive + negatives), got {trainArgs.TrainGroupSize}");
+        if (trainArgs.PerDeviceTrainBatchSize < 1) throw new EmbedderException("--per_device_train_batch_size must be positive");
+        if (trainArgs.GradientAccumulationSteps < 1) throw new EmbedderException("--gradient_accumulation_steps must be positive");
+        if (trainArgs.MaxSteps <= 0 && trainArgs.NumTrainEpochs <= 0) throw new EmbedderException("--num_train_epochs must be positive (or set --max_steps)");
+        if (modelArgs.TrainData.Length == 0) throw new EmbedderException("--train_data: no training files given");
+        if (trainArgs.ReportTo is not ("none" or "tensorboard")) throw new EmbedderException($"--report_to '{trainArgs.ReportTo}': expected none or tensorboard");
+        if (trainArgs.Device != "cpu") throw new EmbedderException($"--device '{trainArgs.Device}': only cpu is available in this build (TorchSharp-cpu)");
+        if (modelArgs.TruncationSide != "right") throw new EmbedderException($"--truncation_side '{modelArgs.TruncationSide}': only right is supported");
+        MixedPrecisionModel.ParseDtype(modelArgs.Dtype);
+        if (trainArgs.GradientCheckpointing) throw new EmbedderException("--gradient_checkpointing is not supported yet");
+        if (modelArgs.PoolingMethod.Contains("dense"))
+            throw new EmbedderException("--pooling_method dense is not supported yet (cls or mean)");
+        var pooling = modelArgs.PoolingMethod.Contains("mean") ? PoolingMethod.Mean : PoolingMethod.Cls;
+        var metric = modelArgs.DenseMetric switch
+        {
+            "cos" => DenseMetric.Cos,
+            "ip" => DenseMetric.Ip,
+            "l2" => DenseMetric.L2,
+            _ => throw new EmbedderException($"--dense_metric '{modelArgs.DenseMetric}': expected cos, ip or l2"),
+        };
+        return new EncodingSettings(pooling, metric);
+    }
+
+    private TrainingData LoadData() => TrainingData.Load(new TrainingDataOptions(
+        modelArgs.TrainData, modelArgs.DataRoot, modelArgs.Version, modelArgs.InstructionFile, modelArgs.AddInstruction,
+        trainArgs.UseTrainConfig, trainArgs.TrainGroupSize,
+        new TaskTrainingConfig(
+            SelectionNames.ParsePositive(trainArgs.SelectPositive), SelectionNames.ParseNegative(trainArgs.SelectNegative),
+            trainArgs.MaxSampleNum, trainArgs.TeacherScoresMargin, trainArgs.TeacherScoresMin,
+            trainArgs.ContrastiveWeight, trainArgs.DistillWeight, trainArgs.TeacherTemperature, trainArgs.StudentTemperature,
+            trainArgs.StableDistill),
+        trainArgs.Seed, trainArgs.SkipBadRows));
+
+    private SentenceEncoder LoadEncoder(string dir, EncodingSettings settings)
+    {
+        var encoder = SentenceEncoder.Load(dir, settings.Pooling, settings.Metric == DenseMetric.Cos,
+            Math.Max(modelArgs.QueryMaxLength, modelArgs.KeyMaxLength));
+        return encoder;
+    }
+
+    private static string CheckpointEncoderDir(string checkpoint, string side)
+    {
+        var untied = Path.Combine(checkpoint, side + "_encoder");
+        return Directory.Exists(untied) ? untied : Path.Combine(checkpoint, "encoder");
+    }
+
+    /// <summary>The loss of one (micro-)batch: queries against the flattened [q0_pos, q0_negs…, q1_pos, …] keys.</summary>
+    private Tensor BatchLoss(TrainingData data, SamplerBatch batch, SentenceEncoder queryEncoder, SentenceEncoder keyEncoder,
+        BertModel queryModel, BertModel keyModel, EncodingSettings settings)
+    {
+        var groups = batch.RankIndices.Select(i => data.Groups[i]).ToList();
+        var dataset = data.Datasets[groups[0].DatasetIndex];
+        var config = dataset.Config;
+        var queryTokens = queryEncoder.Tokenizer.EncodeBatch(groups.Select(g => g.Query).ToList(), modelArgs.QueryMaxLength);
+        var keyTokens = keyEncoder.Tokenizer.EncodeBatch(groups.SelectMany(g => g.Keys).ToList(), modelArgs.KeyMaxLength);
+        // The loss normalises for cos itself, in fp32.
+        var queries = SentenceEncoder.Embed(queryModel, queryTokens, settings.Pooling, normalize: false).to(ScalarType.Float32);
+        var keys = SentenceEncoder.Embed(keyModel, keyTokens, settings.Pooling, normalize: false).to(ScalarType.Float32);
+        Tensor? teacher = groups.All(g => g.TeacherScores is not null)
+            ? tensor(groups.SelectMany(g => g.TeacherScores!).ToArray(), [groups.Count, trainArgs.TrainGroupSize])
+            : null;
+        var loss = new RetrievalLoss(new RetrievalLossOptions
+        {
+            DenseMetric = settings.Metric,
+            CosTemperature = trainArgs.CosTemperature,
+            ContrastiveWeight = config.ContrastiveWeight,
+            DistillWeight = config.DistillWeight,
+            TeacherTemperature = config.TeacherTemperature,
+            StudentTemperature = config.StudentTemperature,
+            StableDistill = config.StableDistill,
+        });
+        return loss.Compute(queries, keys, teacher);
+    }
+
+    private void DescribeRun(TrainingData data, BatchSampler sampler, int totalSteps, int stepsPerEpoch, ScalarType computeDtype)
+    {
+        foreach (var dataset in data.Datasets)
+            observer.Message($"dataset {dataset.Name} ({dataset.SourceFile}): task {dataset.Task}, {dataset.Count} groups" +
+                (dataset.SkippedRows > 0 ? $", {dataset.SkippedRows} bad rows skipped" : "") +
+                (dataset.DroppedRows > 0 ? $", {dataset.DroppedRows} rows dropped" : ""));
+        observer.Message($"{totalSteps} steps ({stepsPerEpoch}/epoch), global batch {sampler.GlobalBatchSize} x group {trainArgs.TrainGroupSize}, " +
+            $"batching {sampler.Mode}, compute {computeDtype}, lr {trainArgs.LearningRate}, {get_num_threads()} threads");
+    }
+
+    private IReadOnlyDictionary<string, double>? Evaluate(IEncoderEvaluator? evaluator, SentenceEncoder queryEncoder, SentenceEncoder keyEncoder,
+        int step, string label, SummaryWriter? tensorboard)
+    {
+        if (evaluator is null) return null;
+        var metrics = evaluator.Evaluate(queryEncoder, keyEncoder);
+        observer.Evaluated(step, label, metrics);
+        foreach (var (name, value) in metrics) tensorboard?.add_scalar("eval/" + name, (float)value, step);
+        return metrics;
+    }
+
+    private void SaveCheckpoint(int step, int totalSteps, SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder,
+        AdamW optimizer, BatchSampler sampler, List<LossPoint> lossHistory)
+    {
+        var path = CheckpointFolders.Publish(trainArgs.OutputDir, Path.GetFileName(CheckpointFolders.PathFor(trainArgs.OutputDir, step)), dir =>
+        {
+            WriteModelFiles(dir, queryEncoder, keyEncoder);
+            optimizer.save_state_dict(Path.Combine(dir, "optimizer.bin"));
+            // Written last: a folder with trainer_state.json is complete.
+            new TrainerState(step, totalSteps, sampler.State, lossHistory).Save(Path.Combine(dir, CheckpointFolders.TrainerStateFile));
+        });
+        observer.Message($"saved {path}");
+    }
+
+    /// <summary>The final model in output_dir itself: args.json and encoder/ (or query_encoder/ + key_encoder/).</summary>
+    private void SaveFinal(SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder)
+    {
+        var staging = CheckpointFolders.Publish(trainArgs.OutputDir, ".final-staging", dir => WriteModelFiles(dir, queryEncoder, keyEncoder));
+        foreach (var entry in Directory.EnumerateFileSystemEntries(staging))
+        {
+            var destination = Path.Combine(trainArgs.OutputDir, Path.GetFileName(entry));
+            if (Directory.Exists(entry)) CheckpointFolders.ReplaceDirectory(entry, destination);
+            else File.Move(entry, destination, overwrite: true);
+        }
+        Directory.Delete(staging);
+        observer.Message($"saved the final model in {trainArgs.OutputDir}");
+    }
+
+    private void WriteModelFiles(string dir, SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder)
+    {
+        FileUtil.WriteAllTextAtomic(Path.Combine(dir, "args.json"), ArgsJson());
+        if (keyEncoder is null)
+        {
+            queryEncoder.SaveHuggingFace(Path.Combine(dir, "encoder"));
+        }
+        else
+        {
+            queryEncoder.SaveHuggingFace(Path.Combine(dir, "query_encoder"));
+            keyEncoder.SaveHuggingFace(Path.Combine(dir, "key_encoder"));
+        }
+    }
+
+    private string ArgsJson()
+    {
+        var options = new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+        var json = new JsonObject
+        {
+            ["model_args"] = JsonSerializer.SerializeToNode(modelArgs, options),
+            ["training_args"] = JsonSerializer.SerializeToNode(trainArgs, options),
+        };
+        return json.ToJsonString(options) + "\n";
+    }
+}
