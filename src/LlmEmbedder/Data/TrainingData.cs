@@ -54,6 +54,13 @@ public sealed class TrainingData
     public IReadOnlyList<TrainingGroup> Groups { get; }
     public IReadOnlyList<DatasetSpan> Spans => Datasets.Select(d => d.Span).ToArray();
 
+    /// <summary>
+    /// The dataset a batch belongs to, for its task's loss settings. In mode none the batch mixes datasets
+    /// of one task (the sampler refuses anything else), so any of its samples tells.
+    /// </summary>
+    public TrainingDataset DatasetOf(SamplerBatch batch) =>
+        Datasets[batch.DatasetIndex ?? Groups[batch.GlobalIndices[0]].DatasetIndex];
+
     private TrainingData(IReadOnlyList<TrainingDataset> datasets, IReadOnlyList<TrainingGroup> groups)
     {
         Datasets = datasets;

@@ -124,6 +124,33 @@ public sealed class TrainingDataTests : IDisposable
         Assert.Equal((6, 3, 3), (data.Datasets[0].RowsRead, data.Datasets[0].DroppedRows, data.Datasets[0].Count));
     }
 
+    /// <summary>The recipe of SPEC section 1: zh_llm_embedder, train_group_size 15, batch 16 on 2 processes, epoch mode.</summary>
+    [Fact]
+    public void RecipeFlagsGiveSameDatasetBatchesOfFullGroups()
+    {
+        var icl = Write("data/icl/train.jsonl", Rows("icl", 70, negatives: 20));
+        var iclMore = Write("data/icl2/train.jsonl", Rows("icl", 40, negatives: 3));
+        var data = TrainingData.Load(new TrainingDataOptions(["llm-embedder:icl/train.jsonl", "llm-embedder:icl2/train.jsonl"],
+            DataRoot: Path.Combine(_dir, "data"), Version: "zh_llm_embedder", TrainGroupSize: 15));
+        Assert.Equal([icl, iclMore], data.Datasets.Select(d => d.SourceFile));
+        var ranks = Enumerable.Range(0, 2).Select(r => new BatchSampler(InBatchSameDataset.Epoch, data.Spans, 16, 2, r, 42)).ToArray();
+        Assert.Equal(70 / 32 + 40 / 32, ranks[0].StepsPerEpoch);
+        for (var step = 0; step < 2 * ranks[0].StepsPerEpoch; step++)
+        {
+            foreach (var sampler in ranks)
+            {
+                var batch = sampler.Next();
+                var dataset = data.DatasetOf(batch);
+                var groups = batch.RankIndices.Select(i => data.Groups[i]).ToList();
+                Assert.Equal(16, groups.Count);
+                Assert.All(groups, g => Assert.Equal(15, g.Keys.Length));
+                Assert.All(groups, g => Assert.Equal(batch.DatasetIndex, g.DatasetIndex));
+                Assert.All(groups, g => Assert.StartsWith("为这个句子生成表示以用于检索相关文章: query", g.Query));
+                Assert.Equal("icl", dataset.Task);
+            }
+        }
+    }
+
     [Fact]
     public void TeacherScoreFiltersDropRowsAndCountThem()
     {
