@@ -6,6 +6,7 @@ OUT_DIR/pytorch_model.bin            torch.save(state_dict): "bert." prefix, poo
                                      word embeddings, position_ids; fp32, fp16 and bf16 tensors; q/k/v of layer 0
                                      are slices of one fused tensor (views into a shared storage).
 OUT_DIR/sharded/pytorch_model-0000{1,2}-of-00002.bin + pytorch_model.bin.index.json   the same, in two shards.
+OUT_DIR/legacy/pytorch_model.bin     the same in torch.save's pre-1.6 format, which we refuse with a clear message.
 OUT_DIR/reference.safetensors        every tensor again in its own dtype, written by the minimal writer below
                                      (no safetensors package), for the C# reader's output to be compared with.
 """
@@ -95,8 +96,10 @@ def main():
     torch.set_num_threads(1)
     out = sys.argv[1]
     os.makedirs(os.path.join(out, "sharded"), exist_ok=True)
+    os.makedirs(os.path.join(out, "legacy"), exist_ok=True)
     sd = state_dict()
     torch.save(sd, os.path.join(out, "pytorch_model.bin"))
+    torch.save(sd, os.path.join(out, "legacy", "pytorch_model.bin"), _use_new_zipfile_serialization=False)
     write_minimal_safetensors(os.path.join(out, "reference.safetensors"), sd)
 
     names = list(sd.keys())

@@ -84,7 +84,7 @@ public static class Safetensors
         long fileLength = stream.Length;
         var headerLengthBytes = new byte[8];
         if (stream.ReadAtLeast(headerLengthBytes, 8, throwOnEndOfStream: false) != 8)
-            throw new EmbedderException($"{path}: not a safetensors file (shorter than its 8-byte header length)");
+            throw new EmbedderException($"{path}: not a safetensors file or truncated (file {fileLength} bytes, shorter than the 8-byte header length)");
         long headerLength = BitConverter.ToInt64(headerLengthBytes);
         if (headerLength <= 0 || headerLength > MaxHeaderBytes || 8 + headerLength > fileLength)
             throw new EmbedderException($"{path}: not a safetensors file or truncated (header length {headerLength}, file {fileLength} bytes)");

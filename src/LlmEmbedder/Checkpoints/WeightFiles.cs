@@ -17,7 +17,7 @@ public static class WeightFiles
 
     /// <summary>
     /// Reads every tensor of the folder's weights onto the CPU in its stored dtype (fp32, fp16, bf16, ...).
-    /// The caller owns the tensors.
+    /// The caller owns the tensors; tensors a pytorch_model.bin stored tied (one storage) share memory.
     /// </summary>
     public static Dictionary<string, Tensor> Load(string modelDir)
     {
