@@ -52,7 +52,7 @@ public static class StateDictLoader
                 else
                     matched.Add((name, tensor, target));
             }
-            else if (IgnoredPrefixes.Any(p => name.StartsWith(p, StringComparison.Ordinal)) || IgnoredNames.Contains(name))
+            else if (IsKnownExtra(name))
                 ignored.Add(name);
             else
                 unexpected.Add(name);
@@ -102,6 +102,12 @@ public static class StateDictLoader
             result.Add((key, name));
         }
         return result;
+    }
+
+    private static bool IsKnownExtra(string name)
+    {
+        var bare = name.StartsWith(BasePrefix, StringComparison.Ordinal) ? name[BasePrefix.Length..] : name;
+        return IgnoredPrefixes.Any(p => bare.StartsWith(p, StringComparison.Ordinal)) || IgnoredNames.Contains(bare);
     }
 
     private static string RenameLegacyLayerNorm(string name)

@@ -79,13 +79,29 @@ public sealed class StateDictLoaderTests
         using var inner = new TinyBertLike();
         var checkpoint = RandomCheckpointFor(inner, seed: 3);
         checkpoint["pooler.dense.bias"] = randn(TinyBertLike.Hidden);
+        checkpoint["cls.predictions.bias"] = randn(TinyBertLike.Vocab);
 
         var report = StateDictLoader.LoadInto(model, checkpoint, "ckpt");
 
         Assert.Empty(report.Missing);
         Assert.Empty(report.Unexpected);
-        Assert.Equal(["pooler.dense.bias"], report.Ignored);
+        Assert.Equal(["pooler.dense.bias", "cls.predictions.bias"], report.Ignored);
         TensorAssert.Identical(checkpoint[QueryWeight], model.state_dict()["bert." + QueryWeight], "loaded");
+    }
+
+    [Fact]
+    public void PrefixedCheckpointIntoPrefixedModuleStillIgnoresThePooler()
+    {
+        using var scope = NewDisposeScope();
+        using var model = new WithBertPrefix();
+        var checkpoint = RandomCheckpointFor(model, seed: 8);
+        checkpoint["bert.pooler.dense.weight"] = randn(TinyBertLike.Hidden, TinyBertLike.Hidden);
+
+        var report = StateDictLoader.LoadInto(model, checkpoint, "ckpt", requireAll: true);
+
+        Assert.Empty(report.Unexpected);
+        Assert.Equal(["bert.pooler.dense.weight"], report.Ignored);
+        TensorAssert.Identical(checkpoint["bert." + QueryWeight], model.state_dict()["bert." + QueryWeight], "loaded");
     }
 
     [Fact]
