@@ -48,7 +48,7 @@ public sealed class SentenceEncoder : IDisposable
             var weights = WeightFiles.Load(modelDir);
             try
             {
-                StateDictLoader.LoadInto(model, weights, modelDir, requireComplete: true);
+                StateDictLoader.LoadInto(model, weights, modelDir, requireAll: true);
             }
             finally
             {
