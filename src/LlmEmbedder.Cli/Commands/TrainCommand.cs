@@ -21,7 +21,7 @@ internal static class TrainCommand
             if (embeddedDefault)
                 AnsiConsole.MarkupLine($"[bold]Embedded default run[/]: a small BERT with the Chinese vocabulary, fine-tuned on the sample data in samples/ " +
                     $"(output in [blue]{Markup.Escape(trainArgs.OutputDir)}[/]). Run [grey]llm-embedder train --help[/] for the flags.");
-            var evaluator = TrainingEvaluator.TryCreate(modelArgs);
+            var evaluator = LlmEmbedder.Retrieval.EncoderEvaluator.FromArguments(modelArgs);
             var trainer = new Trainer(modelArgs, trainArgs, new ConsoleTrainingObserver(), ModelArgument.Resolve);
             var result = trainer.Run(evaluator);
             if (result.MetricsBefore is { } before && result.MetricsAfter is { } after)
