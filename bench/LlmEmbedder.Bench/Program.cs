@@ -1,3 +1,15 @@
-// Benchmarks race LlmEmbedder against the alternatives a user would pick. Usage: dotnet run -c Release -- <name>
-Console.Error.WriteLine("usage: LlmEmbedder.Bench <benchmark>");
-return 2;
+// Benchmarks race LlmEmbedder against the alternatives a user would pick.
+// Usage: dotnet run -c Release --project bench/LlmEmbedder.Bench -- <benchmark> [flags]
+using LlmEmbedder.Bench;
+
+var benchmarks = new Dictionary<string, Action<string[]>>
+{
+    ["search"] = SearchBench.Run,
+};
+if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
+{
+    Console.Error.WriteLine($"usage: LlmEmbedder.Bench <{string.Join("|", benchmarks.Keys)}> [flags]");
+    return 2;
+}
+run(args[1..]);
+return 0;

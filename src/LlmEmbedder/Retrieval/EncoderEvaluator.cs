@@ -24,7 +24,7 @@ public sealed class EncoderEvaluator : IEncoderEvaluator
         this.instruction = instruction;
         this.metrics = metrics;
         this.cutoffs = cutoffs;
-        this.hits = Math.Max(hits, cutoffs.DefaultIfEmpty(1).Max());
+        this.hits = hits;
         this.batchSize = batchSize;
     }
 
@@ -50,8 +50,7 @@ public sealed class EncoderEvaluator : IEncoderEvaluator
         var keys = dataset.CorpusTexts.Select(k => instruction is null ? k : instruction.ApplyToKey(k)).ToList();
         var queryEmbeddings = queryEncoder.Encode(queries, batchSize);
         var keyEmbeddings = keyEncoder.Encode(keys, batchSize);
-        var result = ExactSearch.Search(queryEmbeddings, keyEmbeddings, queryEncoder.Dimension, hits);
-        return RetrievalMetrics.Compute(dataset, result, metrics, cutoffs).Values;
+        return RetrievalEvaluation.Run(dataset, queryEmbeddings, keyEmbeddings, queryEncoder.Dimension, hits, metrics, cutoffs).Metrics.Values;
     }
 
     private static string? FirstRowTask(string evalData)
