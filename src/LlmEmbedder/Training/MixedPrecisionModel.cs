@@ -1,4 +1,5 @@
 using LlmEmbedder.Modeling;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -84,7 +84,7 @@ public sealed class Trainer
         }
 
         Directory.CreateDirectory(trainArgs.OutputDir);
-        using var tensorboard = trainArgs.ReportTo == "tensorboard"
+        var tensorboard = trainArgs.ReportTo == "tensorboard"
             ? utils.tensorboard.SummaryWriter(Path.Combine(trainArgs.OutputDir, "runs")) : null;
         DescribeRun(data, sampler, totalSteps, stepsPerEpoch, computeDtype);
 
