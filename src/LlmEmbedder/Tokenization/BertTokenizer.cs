@@ -116,41 +116,57 @@ public sealed partial class BertTokenizer
     /// </summary>
     public int[] Encode(string text, int maxLength = 512)
     {
-        var ids = EncodeToScratch(text, maxLength);
-        var keep = Math.Min(ids.Count, maxLength - 2);
-        var first = TruncationSide == TruncationSide.Right ? 0 : ids.Count - keep;
-        var result = new int[keep + 2];
-        result[0] = ClsId;
-        ids.Span.Slice(first, keep).CopyTo(result.AsSpan(1));
-        result[^1] = SepId;
-        return result;
+        var scratch = Scratch.Get();
+        scratch.Row.Clear();
+        AppendEncoded(text, maxLength, scratch.Row);
+        return scratch.Row.Span.ToArray();
     }
 
     /// <summary>Encodes each text as <see cref="Encode"/> does and pads the rows to the longest one.</summary>
     public TokenBatch EncodeBatch(IReadOnlyList<string> texts, int maxLength = 512)
     {
         ArgumentNullException.ThrowIfNull(texts);
-        var rows = new int[texts.Count][];
+        var scratch = Scratch.Get();
+        var all = scratch.Batch;
+        all.Clear();
+        var ends = new int[texts.Count];
         var longest = 0;
-        for (var row = 0; row < rows.Length; row++)
+        for (var row = 0; row < texts.Count; row++)
         {
-            rows[row] = Encode(texts[row], maxLength);
-            longest = Math.Max(longest, rows[row].Length);
+            var start = all.Count;
+            AppendEncoded(texts[row], maxLength, all);
+            ends[row] = all.Count;
+            longest = Math.Max(longest, all.Count - start);
         }
-        var inputIds = new long[rows.Length * longest];
-        var attentionMask = new long[rows.Length * longest];
-        for (var row = 0; row < rows.Length; row++)
+
+        // Every element is written below, so the arrays need not be zeroed first (they are large: rows x longest).
+        var inputIds = GC.AllocateUninitializedArray<long>(texts.Count * longest);
+        var attentionMask = GC.AllocateUninitializedArray<long>(texts.Count * longest);
+        var ids = all.Span;
+        for (var row = 0; row < texts.Count; row++)
         {
-            var ids = inputIds.AsSpan(row * longest, longest);
-            var mask = attentionMask.AsSpan(row * longest, longest);
-            for (var i = 0; i < rows[row].Length; i++)
-            {
-                ids[i] = rows[row][i];
-                mask[i] = 1;
-            }
-            ids[rows[row].Length..].Fill(PadId);
+            var start = row == 0 ? 0 : ends[row - 1];
+            var length = ends[row] - start;
+            var rowIds = inputIds.AsSpan(row * longest, longest);
+            var rowMask = attentionMask.AsSpan(row * longest, longest);
+            for (var i = 0; i < length; i++)
+                rowIds[i] = ids[start + i];
+            rowIds[length..].Fill(PadId);
+            rowMask[..length].Fill(1);
+            rowMask[length..].Clear();
         }
-        return new TokenBatch(inputIds, attentionMask, rows.Length, longest);
+        return new TokenBatch(inputIds, attentionMask, texts.Count, longest);
+    }
+
+    /// <summary>Appends [CLS] ids [SEP] for one text, truncated to maxLength.</summary>
+    private void AppendEncoded(string text, int maxLength, IntBuffer output)
+    {
+        var ids = EncodeToScratch(text, maxLength);
+        var keep = Math.Min(ids.Count, maxLength - 2);
+        var first = TruncationSide == TruncationSide.Right ? 0 : ids.Count - keep;
+        output.Append(ClsId);
+        output.Append(ids.Span.Slice(first, keep));
+        output.Append(SepId);
     }
 
     /// <summary>The WordPiece tokens of the text, without [CLS]/[SEP] and without truncation.</summary>
@@ -291,6 +307,8 @@ public sealed partial class BertTokenizer
         public readonly CharBuffer Normalized = new();
         public readonly IntBuffer CodePoints = new();
         public readonly IntBuffer Ids = new();
+        public readonly IntBuffer Row = new();
+        public readonly IntBuffer Batch = new();
 
         public static Scratch Get() => threadScratch ??= new Scratch();
     }

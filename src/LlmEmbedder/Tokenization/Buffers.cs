@@ -67,4 +67,11 @@ internal sealed class IntBuffer
         if (Count == items.Length) Array.Resize(ref items, items.Length * 2);
         items[Count++] = value;
     }
+
+    public void Append(ReadOnlySpan<int> values)
+    {
+        if (Count + values.Length > items.Length) Array.Resize(ref items, Math.Max(items.Length * 2, Count + values.Length));
+        values.CopyTo(items.AsSpan(Count));
+        Count += values.Length;
+    }
 }
