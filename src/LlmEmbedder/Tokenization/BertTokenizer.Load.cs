@@ -103,6 +103,17 @@ public sealed partial class BertTokenizer
         }
         idToToken = WithAddedTokens(idToToken, addedTokens);
 
+        if (config.FromFile)
+        {
+            // transformers' BertTokenizerFast rebuilds the normalizer when tokenizer_config.json (or its defaults:
+            // lowercase, strip_accents null, CJK on) disagrees with tokenizer.json, so the config wins.
+            normalization = normalization with
+            {
+                LowerCase = config.Normalization.LowerCase,
+                StripAccents = config.Normalization.StripAccents,
+                TokenizeChineseChars = config.Normalization.TokenizeChineseChars,
+            };
+        }
         var tokenizer = new BertTokenizer(
             path, idToToken, vocab, normalization,
             config.SpecialTokens with { Cls = cls, Sep = sep, Pad = pad, Unk = unk },
@@ -195,7 +206,8 @@ public sealed partial class BertTokenizer
         BertSpecialTokens SpecialTokens,
         IReadOnlyList<string> AdditionalSpecialTokens,
         IReadOnlyList<AddedToken>? AddedTokens,
-        int ModelMaxLength)
+        int ModelMaxLength,
+        bool FromFile = false)
     {
         public static TokenizerConfig Default { get; } = new(new BertNormalizerOptions(), new BertSpecialTokens(), [], null, DefaultModelMaxLength);
 
@@ -246,7 +258,7 @@ public sealed partial class BertTokenizer
                 var maxLength = config["model_max_length"]?.GetValue<double>() is { } length
                     ? (int)Math.Clamp(length, 1, int.MaxValue)
                     : DefaultModelMaxLength;
-                return new TokenizerConfig(normalization, specialTokens, additional, addedTokens, maxLength);
+                return new TokenizerConfig(normalization, specialTokens, additional, addedTokens, maxLength, FromFile: File.Exists(configPath));
             }
             catch (Exception e) when (e is InvalidOperationException or FormatException)
             {

@@ -15,7 +15,7 @@ public sealed record BertSpecialTokens(
 /// Immutable and thread-safe; the Encode methods reuse per-thread scratch buffers.
 /// Hand-written rather than wrapping FastBertTokenizer because exact parity needs HF's Unicode 9.0 character classes,
 /// supplementary-plane CJK handling, NFD for Hangul and special-token splitting, which that library does differently
-/// (see the tokenizer notes in the test project).
+/// (README.md in this folder has the numbers).
 /// </summary>
 public sealed partial class BertTokenizer
 {

@@ -69,6 +69,38 @@ public sealed class BertTokenizerEncodeTests : IDisposable
     }
 
     /// <summary>
+    /// Added tokens beyond the special ones: a normalized one (matched after lowercasing) and one that swallows the
+    /// whitespace around it, with ids past the vocab, against HF and worked out by hand.
+    /// </summary>
+    [Theory]
+    [InlineData("a [FOO] b [foo]b", new[] { 4, 8, 5, 8, 5 })]
+    [InlineData("x[Foo]y", new[] { 6, 8, 7 })]
+    [InlineData("a  <x>  b <x><x>", new[] { 4, 9, 5, 9, 9 })]
+    [InlineData("[FO <x", new[] { 1, 1, 1, 6 })]
+    [InlineData("[SEP][FOO]<x>[CLS]", new[] { 3, 8, 9, 2 })]
+    public void AddedTokensWithOptions_SameIdsAsHuggingFace_AndHandComputed(string text, int[] expected)
+    {
+        string[] vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "x", "y"];
+        var json = HuggingFaceReference.TokenizerJson(vocab);
+        json["added_tokens"]!.AsArray().Add(new System.Text.Json.Nodes.JsonObject
+        {
+            ["id"] = 8, ["content"] = "[FOO]", ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = true, ["special"] = false,
+        });
+        json["added_tokens"]!.AsArray().Add(new System.Text.Json.Nodes.JsonObject
+        {
+            ["id"] = 9, ["content"] = "<x>", ["single_word"] = false, ["lstrip"] = true, ["rstrip"] = true, ["normalized"] = false, ["special"] = true,
+        });
+        var path = HuggingFaceReference.Write(json, tempDir);
+        int[] withSpecialTokens = [2, .. expected, 3];
+
+        using var reference = new Tokenizer(path);
+        Assert.Equal(withSpecialTokens, HuggingFaceReference.Encode(reference, text));
+        var ours = BertTokenizer.FromTokenizerJson(path);
+        Assert.Equal(withSpecialTokens, ours.Encode(text));
+        Assert.Equal(10, ours.VocabSize);
+    }
+
+    /// <summary>
     /// Cases where HF tokenizers' pinned Unicode 9.0 tables or its Rust string handling decide the ids, on a vocab
     /// made so each case has tokens to show the difference; HF and the hand-computed ids must agree with ours.
     /// </summary>

@@ -87,6 +87,23 @@ public sealed class BertTokenizerLoadingTests : IDisposable
         Assert.Equal(9, tokenizer.VocabSize);
     }
 
+    /// <summary>
+    /// transformers' BertTokenizerFast.__init__ rebuilds the tokenizer.json normalizer when tokenizer_config.json's
+    /// do_lower_case / strip_accents / tokenize_chinese_chars differ, so in a model folder the config decides.
+    /// </summary>
+    [Theory]
+    [InlineData(false, true, new[] { 2, 5, 5, 3 })]
+    [InlineData(true, false, new[] { 2, 4, 5, 3 })]
+    public void ModelFolder_TokenizerConfigCaseSetting_OverridesTokenizerJson(bool jsonLowercase, bool configLowercase, int[] expected)
+    {
+        var json = HuggingFaceReference.TokenizerJson(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "Hello", "hello"], lowercase: jsonLowercase, truncateTo: null);
+        HuggingFaceReference.Write(json, tempDir);
+        File.WriteAllText(Path.Combine(tempDir, "tokenizer_config.json"), $$"""{"do_lower_case": {{(configLowercase ? "true" : "false")}}}""");
+
+        Assert.Equal(expected, BertTokenizer.FromDirectory(tempDir).Encode("Hello hello"));
+        Assert.Equal(jsonLowercase, BertTokenizer.FromTokenizerJson(Path.Combine(tempDir, "tokenizer.json")).Normalization.LowerCase);
+    }
+
     [Fact]
     public void TokenizerConfig_CasedModel_KeepsCaseAndSpecialTokenNames()
     {

