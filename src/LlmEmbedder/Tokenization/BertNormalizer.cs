@@ -22,6 +22,8 @@ public sealed record BertNormalizerOptions(
 /// </summary>
 internal sealed class BertNormalizer(BertNormalizerOptions options)
 {
+    [ThreadStatic] private static IntBuffer? decompositionScratch;
+
     private readonly bool clean = options.CleanText;
     private readonly bool chinese = options.TokenizeChineseChars;
     private readonly bool strip = options.StripsAccents;
@@ -30,7 +32,8 @@ internal sealed class BertNormalizer(BertNormalizerOptions options)
     public BertNormalizerOptions Options { get; } = options;
 
     /// <summary>Writes the normalized text to <paramref name="output"/> (cleared first).</summary>
-    public void Normalize(ReadOnlySpan<char> input, CharBuffer output, IntBuffer scratch)
+    /// <param name="pendingMarks">Scratch space for a run of combining marks awaiting canonical ordering.</param>
+    public void Normalize(ReadOnlySpan<char> input, CharBuffer output, IntBuffer pendingMarks)
     {
         output.Clear();
         if (Ascii.IsValid(input))
@@ -39,9 +42,7 @@ internal sealed class BertNormalizer(BertNormalizerOptions options)
             return;
         }
 
-        // Pass 1: clean, space out CJK, decompose and reorder combining marks. Marks are dropped only in pass 2,
-        // after canonical ordering, because a dropped mark of class 0 still bounds the reordering.
-        scratch.Clear();
+        pendingMarks.Clear();
         for (var i = 0; i < input.Length; i++)
         {
             int codePoint = input[i];
@@ -64,56 +65,74 @@ internal sealed class BertNormalizer(BertNormalizerOptions options)
             }
             if (chinese && (flags & CharFlags.Chinese) != 0)
             {
-                scratch.Append(' ');
-                AppendDecomposed(codePoint, flags, scratch);
-                scratch.Append(' ');
+                AppendStarter(' ', output, pendingMarks);
+                AppendDecomposed(codePoint, flags, output, pendingMarks);
+                AppendStarter(' ', output, pendingMarks);
             }
             else
             {
-                AppendDecomposed(codePoint, flags, scratch);
+                AppendDecomposed(codePoint, flags, output, pendingMarks);
             }
         }
-
-        // Pass 2: drop nonspacing marks, lowercase, back to UTF-16.
-        var codePoints = scratch.Span;
-        foreach (var codePoint in codePoints)
-        {
-            if (strip && (Flags(codePoint) & CharFlags.NonspacingMark) != 0) continue;
-            if (lower) AppendLowercase(codePoint, output);
-            else output.AppendCodePoint(codePoint);
-        }
+        FlushMarks(output, pendingMarks);
     }
 
-    private void AppendDecomposed(int codePoint, CharFlags flags, IntBuffer output)
+    private void AppendDecomposed(int codePoint, CharFlags flags, CharBuffer output, IntBuffer pendingMarks)
     {
         if (!strip)
         {
-            output.Append(codePoint);
+            AppendFinal(codePoint, output);
             return;
         }
         if ((flags & (CharFlags.HasDecomposition | CharFlags.NonStarter)) == 0)
         {
-            output.Append(codePoint);
+            // The common case: a starter that NFD leaves alone.
+            if (pendingMarks.Count > 0) FlushMarks(output, pendingMarks);
+            if ((flags & CharFlags.NonspacingMark) == 0) AppendFinal(codePoint, output);
             return;
         }
-        var first = output.Count;
-        AppendDecomposition(codePoint, output);
-        for (var i = first; i < output.Count; i++)
-            MoveIntoCanonicalOrder(output, i);
+        var decomposition = decompositionScratch ??= new IntBuffer();
+        decomposition.Clear();
+        AppendDecomposition(codePoint, decomposition);
+        foreach (var part in decomposition.Span)
+        {
+            if (CombiningClass(part) == 0) AppendStarter(part, output, pendingMarks);
+            else pendingMarks.Append(part);
+        }
     }
 
-    /// <summary>Canonical ordering: a stable insertion sort by combining class within a run of non-starters.</summary>
-    private static void MoveIntoCanonicalOrder(IntBuffer codePoints, int index)
+    private void AppendStarter(int codePoint, CharBuffer output, IntBuffer pendingMarks)
     {
-        var codePoint = codePoints[index];
-        var combiningClass = CombiningClass(codePoint);
-        if (combiningClass == 0) return;
-        while (index > 0 && CombiningClass(codePoints[index - 1]) > combiningClass)
+        if (pendingMarks.Count > 0) FlushMarks(output, pendingMarks);
+        if (!strip || (Flags(codePoint) & CharFlags.NonspacingMark) == 0) AppendFinal(codePoint, output);
+    }
+
+    /// <summary>
+    /// NFD's canonical ordering moves combining marks only within a run between two starters (class 0), so a run is
+    /// held back, stably sorted by combining class, and only then stripped of nonspacing marks: a dropped mark of
+    /// class 0 still ends a run.
+    /// </summary>
+    private void FlushMarks(CharBuffer output, IntBuffer pendingMarks)
+    {
+        var marks = pendingMarks.Span;
+        for (var i = 1; i < marks.Length; i++)
         {
-            codePoints[index] = codePoints[index - 1];
-            index--;
+            var mark = marks[i];
+            var markClass = CombiningClass(mark);
+            var j = i;
+            for (; j > 0 && CombiningClass(marks[j - 1]) > markClass; j--)
+                marks[j] = marks[j - 1];
+            marks[j] = mark;
         }
-        codePoints[index] = codePoint;
+        foreach (var mark in marks)
+            if ((Flags(mark) & CharFlags.NonspacingMark) == 0) AppendFinal(mark, output);
+        pendingMarks.Clear();
+    }
+
+    private void AppendFinal(int codePoint, CharBuffer output)
+    {
+        if (lower) AppendLowercase(codePoint, output);
+        else output.AppendCodePoint(codePoint);
     }
 
     private void NormalizeAscii(ReadOnlySpan<char> input, CharBuffer output)

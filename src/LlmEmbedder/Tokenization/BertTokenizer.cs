@@ -172,6 +172,7 @@ public sealed partial class BertTokenizer
     /// <summary>The WordPiece tokens of the text, without [CLS]/[SEP] and without truncation.</summary>
     public string[] Tokenize(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         var ids = Scratch.Get().Ids;
         ids.Clear();
         EncodeInto(text, ids, int.MaxValue);
@@ -223,7 +224,7 @@ public sealed partial class BertTokenizer
         while (!text.IsEmpty && ids.Count < enough)
         {
             var chunkLength = normalizedAddedTokens.IsEmpty ? ChunkEnd(text, ChunkLength) : text.Length;
-            normalizer.Normalize(text[..chunkLength], scratch.Normalized, scratch.CodePoints);
+            normalizer.Normalize(text[..chunkLength], scratch.Normalized, scratch.PendingMarks);
             var normalized = scratch.Normalized.Span;
             if (normalizedAddedTokens.IsEmpty)
             {
@@ -305,7 +306,7 @@ public sealed partial class BertTokenizer
     private sealed class Scratch
     {
         public readonly CharBuffer Normalized = new();
-        public readonly IntBuffer CodePoints = new();
+        public readonly IntBuffer PendingMarks = new();
         public readonly IntBuffer Ids = new();
         public readonly IntBuffer Row = new();
         public readonly IntBuffer Batch = new();

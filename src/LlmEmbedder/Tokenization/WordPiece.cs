@@ -9,6 +9,8 @@ internal sealed class WordPiece
 {
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> wordStarts;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> continuations;
+    private readonly int[] singleCharWordStarts = NoIds();
+    private readonly int[] singleCharContinuations = NoIds();
     private readonly int longestWordStart;
     private readonly int longestContinuation;
 
@@ -21,12 +23,14 @@ internal sealed class WordPiece
         {
             starts[token] = id;
             longestWordStart = Math.Max(longestWordStart, token.Length);
+            if (token.Length == 1) singleCharWordStarts[token[0]] = id;
             // Looking up the rest of a word in a table keyed without the prefix saves building "##" + piece each time.
             if (token.StartsWith(continuingSubwordPrefix, StringComparison.Ordinal))
             {
                 var piece = token[continuingSubwordPrefix.Length..];
                 continued[piece] = id;
                 longestContinuation = Math.Max(longestContinuation, piece.Length);
+                if (piece.Length == 1) singleCharContinuations[piece[0]] = id;
             }
         }
         Vocabulary = starts;
@@ -62,7 +66,11 @@ internal sealed class WordPiece
             // code unit visits the same candidates as stepping by one character.
             for (; end > start; end--)
             {
-                if (lookup.TryGetValue(word[start..end], out var id))
+                // One-character pieces (every CJK character, punctuation) skip hashing.
+                var id = end - start == 1
+                    ? (start == 0 ? singleCharWordStarts : singleCharContinuations)[word[start]]
+                    : lookup.TryGetValue(word[start..end], out var found) ? found : -1;
+                if (id >= 0)
                 {
                     ids.Append(id);
                     break;
@@ -76,6 +84,13 @@ internal sealed class WordPiece
             }
             start = end;
         }
+    }
+
+    private static int[] NoIds()
+    {
+        var ids = new int[char.MaxValue + 1];
+        Array.Fill(ids, -1);
+        return ids;
     }
 
     private static int CountCodePoints(ReadOnlySpan<char> text)
