@@ -5,6 +5,8 @@ using LlmEmbedder.Bench;
 var benchmarks = new Dictionary<string, Action<string[]>>
 {
     ["search"] = SearchBench.Run,
+    ["tokenizer"] = TokenizerBench.Run,
+    ["train-step"] = TrainStepBench.Run,
 };
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {

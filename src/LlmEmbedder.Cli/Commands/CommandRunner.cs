@@ -19,7 +19,7 @@ internal static class CommandRunner
         }
         try
         {
-            return parsed.Invoke();
+            return parsed.Invoke(new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (Unwrap(e) is EmbedderException user)
         {

@@ -29,7 +29,7 @@ internal static class EmbeddedDefault
             EvalData = Path.Combine(samples, "eval", "queries.jsonl"),
             Corpus = Path.Combine(samples, "eval", "corpus.jsonl"),
             QueryMaxLength = 64,
-            KeyMaxLength = 128,
+            KeyMaxLength = 96,
             Dtype = "fp32",
             Cutoffs = [1, 5, 10],
         };

@@ -14,7 +14,7 @@ internal static class TrainCommand
         var trainingBinder = new ArgumentsBinder<TrainingArguments>(command);
         command.SetAction(parsed =>
         {
-            bool embeddedDefault = parsed.Tokens.Count == 0;
+            bool embeddedDefault = parsed.Tokens.All(t => t.Type == System.CommandLine.Parsing.TokenType.Command);
             var (modelArgs, trainArgs) = embeddedDefault
                 ? EmbeddedDefault.Arguments()
                 : (modelBinder.Bind(parsed), trainingBinder.Bind(parsed));
