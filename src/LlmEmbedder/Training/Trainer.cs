@@ -153,6 +153,7 @@ public sealed class Trainer
         keyCompute?.Train(false);
 
         SaveFinal(queryEncoder, keyEncoder);
+        new TrainerState(lastStep, totalSteps, sampler.State, lossHistory).Save(Path.Combine(trainArgs.OutputDir, CheckpointFolders.TrainerStateFile));
         LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), lossHistory);
         var metricsAfter = Evaluate(evaluator, queryEncoder, keySide, lastStep, "after training", tensorboard);
         return new TrainingResult(trainArgs.OutputDir, lastStep, lossHistory, metricsBefore, metricsAfter);
