@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmEmbedder.Checkpoints;
-using LlmEmbedder.Tests.Checkpoints;
 using LlmEmbedder.Tests.Reference;
 using LlmEmbedder.Tokenization;
 using Tokenizers.DotNet;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 
 namespace LlmEmbedder.Tests.Training.Losses;
@@ -10,37 +9,23 @@ namespace LlmEmbedder.Tests.Training.Losses;
 /// </summary>
 public sealed class LossesReferenceReproductionTests
 {
-    private const string Python = "/usr/bin/python3";
-
     /// <summary>Same machine: bit-identical; another CPU may round the last float32 bit differently.</summary>
     private const double ReproductionTolerance = 1e-6;
 
     [Fact]
     public void CommittedJsonIsReproducedByThePyTorchScript()
     {
-        RequirePyTorch();
         var dir = TestPaths.NewTempDir("losses-ref");
         var regenerated = Path.Combine(dir, LossesReference.FileName);
-
-        var (exitCode, stdout, stderr) = Run(Python, LossesReference.ScriptPath, "--out", regenerated);
-        Assert.True(exitCode == 0, $"{LossesReference.ScriptPath} failed ({exitCode}):\n{stdout}\n{stderr}");
+        ReferencePython.Run(Path.GetFileName(LossesReference.ScriptPath), "--out", regenerated);
 
         using var fresh = JsonDocument.Parse(File.ReadAllText(regenerated));
         var differences = new List<string>();
         Compare("$", LossesReference.Root, fresh.RootElement, differences);
         Assert.True(differences.Count == 0,
             $"{LossesReference.CommittedPath} is not what the script produces now ({differences.Count} differences; "
-            + $"regenerate with `{Python} tests/reference/losses_reference.py` and review):\n" + string.Join("\n", differences.Take(20)));
+            + $"regenerate with `/usr/bin/python3 tests/reference/losses_reference.py` and review):\n" + string.Join("\n", differences.Take(20)));
         Directory.Delete(dir, recursive: true);
-    }
-
-    private static void RequirePyTorch()
-    {
-        if (!File.Exists(Python))
-            Assert.Fail($"{Python} not found: this test needs Debian's python3 with PyTorch (apt-get install python3-torch python3-numpy)");
-        var (exitCode, _, stderr) = Run(Python, "-c", "import torch, numpy");
-        if (exitCode != 0)
-            Assert.Fail($"{Python} cannot import torch and numpy (apt-get install python3-torch python3-numpy): {stderr.Trim()}");
     }
 
     private static void Compare(string path, JsonElement committed, JsonElement fresh, List<string> differences)
@@ -80,26 +65,5 @@ public sealed class LossesReferenceReproductionTests
                     differences.Add($"{path}: {committed.GetRawText()} vs {fresh.GetRawText()}");
                 break;
         }
-    }
-
-    private static (int ExitCode, string Stdout, string Stderr) Run(string fileName, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(fileName)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = TestPaths.RepoRoot,
-        };
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{fileName} {string.Join(' ', arguments)} did not finish within 2 minutes");
-        }
-        return (process.ExitCode, stdout.Result, stderr.Result);
     }
 }

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace LlmEmbedder.Tests.Checkpoints;
+namespace LlmEmbedder.Tests;
 
 /// <summary>
 /// Runs a committed script of tests/reference/ with Debian's /usr/bin/python3 (which has python3-torch and numpy;
