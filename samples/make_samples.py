@@ -26,10 +26,10 @@ SEED = 20240607
 # second training row. Every other seen passage contributes its first question only.
 HELD_OUT_PER_CATEGORY = 2
 EVAL_SECOND_QUESTION_PER_CATEGORY = 2
-TRAIN_SECOND_QUESTION_PER_CATEGORY = 2
+TRAIN_SECOND_QUESTION_PER_CATEGORY = 4
 
 QA_HARD_NEGATIVES = 3          # same category: shares the topic, not the answer
-QA_NEGATIVE_COUNTS = (7, 7, 7, 8, 9, 10)
+QA_NEGATIVE_COUNTS = (7, 7, 8, 9)
 ICL_POSITIVE_COUNTS = (2, 2, 3)
 ICL_RELATED_NEGATIVES = 2      # kinds that look alike (same format or both classification)
 ICL_NEGATIVE_COUNTS = (7, 8, 9)
