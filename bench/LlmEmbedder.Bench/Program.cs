@@ -7,6 +7,7 @@ var benchmarks = new Dictionary<string, Action<string[]>>
     ["search"] = SearchBench.Run,
     ["tokenizer"] = TokenizerBench.Run,
     ["train-step"] = TrainStepBench.Run,
+    ["encode"] = EncodeBench.Run,
 };
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {
