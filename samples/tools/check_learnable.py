@@ -2,8 +2,8 @@
 """Optional sanity check that the sample data carries a learnable signal. Needs PyTorch.
 
 Trains a small randomly initialised BERT-shaped encoder (Chinese vocab of bert-base-chinese,
-CLS pooling, cosine / temperature, contrastive loss over the group and the batch) for a fixed
-wall-clock budget on the sample training files, and reports MRR@10 and Recall@10 on the
+CLS or mean pooling, cosine / temperature, contrastive loss over the group and the batch) for a
+wall-clock or step budget on the sample training files, and reports MRR@10 and Recall@10 on the
 held-out eval queries before and after. It is a stand-in for `llm-embedder train`, not a
 reference implementation of it; the tokenizer is a simplified BERT basic+wordpiece.
 
