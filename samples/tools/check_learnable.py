@@ -2,8 +2,8 @@
 """Optional sanity check that the sample data carries a learnable signal. Needs PyTorch.
 
 Trains a small randomly initialised BERT-shaped encoder (Chinese vocab of bert-base-chinese,
-CLS pooling, cosine / temperature, contrastive loss over the group and the batch) for a fixed
-wall-clock budget on the sample training files, and reports MRR@10 and Recall@10 on the
+CLS or mean pooling, cosine / temperature, contrastive loss over the group and the batch) for a
+wall-clock or step budget on the sample training files, and reports MRR@10 and Recall@10 on the
 held-out eval queries before and after. It is a stand-in for `llm-embedder train`, not a
 reference implementation of it; the tokenizer is a simplified BERT basic+wordpiece.
 
@@ -107,12 +107,16 @@ def batchify(tok: Tokenizer, texts: list[str], max_len: int):
 
 
 @torch.no_grad()
-def evaluate(model, tok, queries, corpus):
+def evaluate(model, tok, queries, corpus, key_template="{title} {text}", show_failures=False):
     model.eval()
-    keys = [f"{c['title']} {c['text']}" for c in corpus]
+    keys = [key_template.format(**c) for c in corpus]
     k = torch.cat([model(*batchify(tok, keys[i:i + 64], 128)) for i in range(0, len(keys), 64)])
     q = model(*batchify(tok, [r["query"] for r in queries], 64))
     top = (q @ k.T).topk(10, dim=1).indices.tolist()
+    if show_failures:
+        for r, ranked in zip(queries, top):
+            if not set(ranked) & set(r["pos_index"]):
+                print("  miss:", r["query"], "->", " / ".join(corpus[i]["title"] for i in ranked[:5]))
     mrr = recall = 0.0
     for r, ranked in zip(queries, top):
         hits = [i for i, idx in enumerate(ranked) if idx in r["pos_index"]]
@@ -139,6 +143,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=SAMPLES, help="folder with train/ and eval/")
     ap.add_argument("--tasks", default="qa,icl", help="training datasets to use")
     ap.add_argument("--pooling", choices=["cls", "mean"], default="cls")
+    ap.add_argument("--show_failures", action="store_true")
+    ap.add_argument("--key_template", default="{title} {text}", help="how corpus rows become keys at evaluation")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -161,7 +167,7 @@ def main() -> None:
     def report(label):
         parts = []
         for name, qs in subsets.items():
-            mrr, rec = evaluate(model, tok, qs, corpus)
+            mrr, rec = evaluate(model, tok, qs, corpus, args.key_template)
             parts.append(f"{name} ({len(qs)}): MRR@10 {mrr:.3f} R@10 {rec:.3f}")
         print(f"{label}: " + " | ".join(parts), flush=True)
 
@@ -202,6 +208,8 @@ def main() -> None:
                 report(f"step {step}")
     print(f"trained {step} steps, {epoch} epochs, {time.time() - start:.0f}s")
     report("after training")
+    if args.show_failures:
+        evaluate(model, tok, queries, corpus, args.key_template, show_failures=True)
 
 
 if __name__ == "__main__":
