@@ -5,7 +5,7 @@ Reads the hand-written texts in source/ and writes
   train/qa/train.jsonl   question -> encyclopedia passage (task "qa")
   train/icl/train.jsonl  example -> useful solved examples (task "icl", with teacher_scores)
   eval/corpus.jsonl      every passage as {"title", "text"}; row number = pos_index
-  eval/queries.jsonl     held-out questions {"query", "pos_index", "query_id"}
+  eval/queries.jsonl     held-out questions {"query", "pos_index", "query_id", "task"}
 
 Standard library only and deterministic: the same source files always give the same
 bytes. Run it from anywhere: python3 samples/make_samples.py
@@ -146,7 +146,7 @@ def build_qa(passages, roles, rng):
 
     corpus_index = {p["id"]: i for i, p in enumerate(passages)}
     rng.shuffle(eval_rows)
-    queries = [{"query": q, "pos_index": [corpus_index[pid]], "query_id": f"q{i + 1}"}
+    queries = [{"query": q, "pos_index": [corpus_index[pid]], "query_id": f"q{i + 1}", "task": "qa"}
                for i, (q, pid) in enumerate(eval_rows)]
     corpus = [{"title": p["title"], "text": p["text"]} for p in passages]
     assert all(by_id[pid] for _, pid in eval_rows)

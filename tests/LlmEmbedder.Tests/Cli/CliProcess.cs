@@ -28,10 +28,10 @@ internal static class CliProcess
         var stderr = process.StandardError.ReadToEndAsync();
         if (stdin is not null) process.StandardInput.Write(stdin);
         process.StandardInput.Close();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
+        if (!process.WaitForExit(TimeSpan.FromMinutes(15)))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException("llm-embedder did not finish within 5 minutes");
+            throw new TimeoutException("llm-embedder did not finish within 15 minutes");
         }
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
     }

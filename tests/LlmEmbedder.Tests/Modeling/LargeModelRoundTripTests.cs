@@ -8,6 +8,7 @@ using static TorchSharp.torch;
 namespace LlmEmbedder.Tests.Modeling;
 
 /// <summary>A random-weight model of the exact bge-large-zh-v1.5 shape saves, reloads bit-identically and encodes.</summary>
+[Collection(HeavyTests.Name)]
 public sealed class LargeModelRoundTripTests(ITestOutputHelper output)
 {
     [Fact]

@@ -10,6 +10,7 @@ namespace LlmEmbedder.Tests.Modeling;
 /// ONNX Runtime running the original graph: last_hidden_state (on real tokens) and pooled embeddings within 1e-4,
 /// on one padded batch of mixed lengths that includes inputs truncated at 512 tokens.
 /// </summary>
+[Collection(HeavyTests.Name)]
 public sealed class ModelParityWithOnnxRuntimeTests(ITestOutputHelper output)
 {
     private const double Tolerance = 1e-4;

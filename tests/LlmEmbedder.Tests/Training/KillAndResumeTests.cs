@@ -8,6 +8,7 @@ namespace LlmEmbedder.Tests.Training;
 /// A run killed with SIGKILL and resumed from "latest" continues with the same loss sequence as an uninterrupted
 /// run with the same seed (dropout on), and partial checkpoints are never picked.
 /// </summary>
+[Collection(HeavyTests.Name)]
 public sealed class KillAndResumeTests : IDisposable
 {
     private const int MaxSteps = 40;

@@ -9,6 +9,7 @@ namespace LlmEmbedder.Tests.Training;
 /// random-weight model of the bge-small-zh-v1.5 shape with the real Chinese vocab: runs to completion and produces
 /// the layout of SPEC.md 2.6; the saved encoder reloads and encodes.
 /// </summary>
+[Collection(HeavyTests.Name)]
 public sealed class SeedRecipeEndToEndTests : IDisposable
 {
     private readonly string dir = TestPaths.NewTempDir("seed-recipe");
@@ -21,14 +22,14 @@ public sealed class SeedRecipeEndToEndTests : IDisposable
         var model = Path.Combine(dir, "bge-small-zh-shape");
         RandomModelFolder.Create(TestPaths.Fixture("bge-small-zh-v1.5", "config.json"), TestPaths.ChineseVocabDir, model, seed: 3);
         var dataRoot = Path.Combine(dir, "data");
-        TrainingDataGenerator.Write(Path.Combine(dataRoot, "train.jsonl"), rows: 64, task: "icl", seed: 1, negatives: 20);
+        TrainingDataGenerator.Write(Path.Combine(dataRoot, "train.jsonl"), rows: 32, task: "icl", seed: 1, negatives: 20);
         var instructions = Path.Combine(dir, "instructions.json");
         File.WriteAllText(instructions, """{"zh_llm_embedder": {"instruction": {"icl": {"query": "为这个句子生成表示以用于检索相关文章: ", "key": ""}}}}""");
         var output = Path.Combine(dir, "data", "outputs", "icl");
 
         var result = CliProcess.Run([
             "train",
-            "--output_dir", output, "--train_data", "llm-embedder:train.jsonl", "--save_steps", "2",
+            "--output_dir", output, "--train_data", "llm-embedder:train.jsonl", "--save_steps", "1",
             "--query_encoder", model, "--version", "zh_llm_embedder",
             "--inbatch_same_dataset", "epoch", "--learning_rate", "2e-5", "--num_train_epochs", "2",
             "--train_group_size", "15", "--per_device_train_batch_size", "16", "--cos_temperature", "0.02",
@@ -37,11 +38,11 @@ public sealed class SeedRecipeEndToEndTests : IDisposable
         ]);
         Assert.True(result.ExitCode == 0, result.Stdout + result.Stderr);
 
-        // 64 rows / (16 x 1 process) = 4 steps per epoch, 2 epochs = 8 steps; checkpoints at 2, 4, 6, the final model in output_dir.
-        foreach (var step in new[] { 2, 4, 6 })
+        // 32 rows / (16 x 1 process) = 2 steps per epoch, 2 epochs = 4 steps; checkpoints at 1, 2, 3, the final model in output_dir.
+        foreach (var step in new[] { 1, 2, 3 })
             AssertModelLayout(Path.Combine(output, $"checkpoint-{step}"));
         AssertModelLayout(output);
-        Assert.False(Directory.Exists(Path.Combine(output, "checkpoint-8")));
+        Assert.False(Directory.Exists(Path.Combine(output, "checkpoint-4")));
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(output, "runs"), "events.out.tfevents.*", SearchOption.AllDirectories));
         Assert.True(new FileInfo(Path.Combine(output, "loss.png")).Length > 1000);
 
