@@ -170,7 +170,7 @@ public sealed class Trainer
         if (modelArgs.TrainData.Length == 0) throw new EmbedderException("--train_data: no training files given");
         if (trainArgs.ReportTo is not ("none" or "tensorboard")) throw new EmbedderException($"--report_to '{trainArgs.ReportTo}': expected none or tensorboard");
         if (trainArgs.Device != "cpu") throw new EmbedderException($"--device '{trainArgs.Device}': only cpu is available in this build (TorchSharp-cpu)");
-        if (modelArgs.TruncationSide != "right") throw new EmbedderException($"--truncation_side '{modelArgs.TruncationSide}': only right is supported");
+        if (modelArgs.TruncationSide is not ("right" or "left")) throw new EmbedderException($"--truncation_side '{modelArgs.TruncationSide}': expected right or left");
         MixedPrecisionModel.ParseDtype(modelArgs.Dtype);
         if (trainArgs.GradientCheckpointing) throw new EmbedderException("--gradient_checkpointing is not supported yet");
         if (modelArgs.PoolingMethod.Contains("dense"))
@@ -216,8 +216,8 @@ public sealed class Trainer
         var groups = batch.RankIndices.Select(i => data.Groups[i]).ToList();
         var dataset = data.Datasets[groups[0].DatasetIndex];
         var config = dataset.Config;
-        var queryTokens = queryEncoder.Tokenizer.EncodeBatch(groups.Select(g => g.Query).ToList(), modelArgs.QueryMaxLength);
-        var keyTokens = keyEncoder.Tokenizer.EncodeBatch(groups.SelectMany(g => g.Keys).ToList(), modelArgs.KeyMaxLength);
+        var queryTokens = Truncating(queryEncoder.Tokenizer).EncodeBatch(groups.Select(g => g.Query).ToList(), modelArgs.QueryMaxLength);
+        var keyTokens = Truncating(keyEncoder.Tokenizer).EncodeBatch(groups.SelectMany(g => g.Keys).ToList(), modelArgs.KeyMaxLength);
         // The loss normalises for cos itself, in fp32.
         var queries = SentenceEncoder.Embed(queryModel, queryTokens, settings.Pooling, normalize: false).to(ScalarType.Float32);
         var keys = SentenceEncoder.Embed(keyModel, keyTokens, settings.Pooling, normalize: false).to(ScalarType.Float32);
@@ -236,6 +236,9 @@ public sealed class Trainer
         });
         return loss.Compute(queries, keys, teacher);
     }
+
+    private BertTokenizer Truncating(BertTokenizer tokenizer) =>
+        tokenizer.WithTruncationSide(modelArgs.TruncationSide == "left" ? TruncationSide.Left : TruncationSide.Right);
 
     private void DescribeRun(TrainingData data, BatchSampler sampler, int totalSteps, int stepsPerEpoch, ScalarType computeDtype)
     {
