@@ -9,5 +9,8 @@ var root = new RootCommand("LlmEmbedder.NET: fine-tune, evaluate, convert and se
     EncodeCommand.Create(),
     TokenizeCommand.Create(),
     TrainCommand.Create(),
+    EvalCommand.Create(),
+    MineCommand.Create(),
+    ExportCommand.Create(),
 };
 return CommandRunner.Invoke(root, args);

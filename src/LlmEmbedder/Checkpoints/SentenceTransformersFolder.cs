@@ -7,7 +7,8 @@ namespace LlmEmbedder.Checkpoints;
 /// What a sentence-transformers folder says about its pipeline (modules.json: Transformer → Pooling →
 /// [Dense] → [Normalize]), so that a model exported by either tool encodes the same way here.
 /// </summary>
-public sealed record SentenceTransformersFolder(PoolingMethod Pooling, bool Normalize, int? MaxSeqLength)
+/// <param name="Dense">The Dense module after pooling, when there is one.</param>
+public sealed record SentenceTransformersFolder(PoolingMethod Pooling, bool Normalize, int? MaxSeqLength, DenseModuleConfig? Dense = null)
 {
     private const string ModuleNamespace = "sentence_transformers.models.";
 
@@ -18,6 +19,7 @@ public sealed record SentenceTransformersFolder(PoolingMethod Pooling, bool Norm
         if (!File.Exists(modulesPath)) return null;
         var modules = ParseJson(modulesPath).AsArray();
         PoolingMethod? pooling = null;
+        DenseModuleConfig? dense = null;
         bool normalize = false;
         foreach (var module in modules)
         {
@@ -32,6 +34,12 @@ public sealed record SentenceTransformersFolder(PoolingMethod Pooling, bool Norm
                 case "Pooling":
                     pooling = ReadPooling(Path.Combine(modelDir, path, "config.json"));
                     break;
+                case "Dense":
+                    // Our pipeline applies Dense between Pooling and Normalize, so only that order is accepted.
+                    if (pooling is null || normalize || dense is not null)
+                        throw new EmbedderException($"{modulesPath}: a Dense module is supported once, after Pooling and before Normalize");
+                    dense = DenseModuleConfig.Read(Path.Combine(modelDir, path));
+                    break;
                 case "Normalize":
                     normalize = true;
                     break;
@@ -45,7 +53,7 @@ public sealed record SentenceTransformersFolder(PoolingMethod Pooling, bool Norm
         var bertConfigPath = Path.Combine(modelDir, "sentence_bert_config.json");
         if (File.Exists(bertConfigPath))
             maxSeqLength = ParseJson(bertConfigPath)["max_seq_length"]?.GetValue<int>();
-        return new SentenceTransformersFolder(pooling.Value, normalize, maxSeqLength);
+        return new SentenceTransformersFolder(pooling.Value, normalize, maxSeqLength, dense);
     }
 
     private static PoolingMethod ReadPooling(string configPath)
@@ -62,7 +70,7 @@ public sealed record SentenceTransformersFolder(PoolingMethod Pooling, bool Norm
         };
     }
 
-    private static JsonNode ParseJson(string path)
+    internal static JsonNode ParseJson(string path)
     {
         if (!File.Exists(path)) throw new EmbedderException($"{path}: file not found");
         try
@@ -74,4 +82,48 @@ public sealed record SentenceTransformersFolder(PoolingMethod Pooling, bool Norm
             throw new EmbedderException($"{path}: not valid JSON ({e.Message})");
         }
     }
+}
+
+/// <summary>
+/// A sentence-transformers Dense module folder: config.json {in_features, out_features, bias, activation_function}
+/// and its weights ("linear.weight" [out, in], "linear.bias" when bias is true) in model.safetensors or pytorch_model.bin.
+/// </summary>
+public sealed record DenseModuleConfig(string Directory, int InFeatures, int OutFeatures, bool Bias, DenseActivation Activation)
+{
+    public const string IdentityActivation = "torch.nn.modules.linear.Identity";
+    public const string TanhActivation = "torch.nn.modules.activation.Tanh";
+
+    public static DenseModuleConfig Read(string directory)
+    {
+        var configPath = Path.Combine(directory, "config.json");
+        var config = SentenceTransformersFolder.ParseJson(configPath);
+        try
+        {
+            return FromJson(directory, configPath, config);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException)
+        {
+            throw new EmbedderException($"{configPath}: not a Dense module config ({e.Message})");
+        }
+    }
+
+    private static DenseModuleConfig FromJson(string directory, string configPath, JsonNode config)
+    {
+        int Features(string key) => config[key]?.GetValue<int>() is int n && n > 0
+            ? n : throw new EmbedderException($"{configPath}: \"{key}\" must be a positive integer");
+        var activation = config["activation_function"]?.GetValue<string>() ?? IdentityActivation;
+        return new DenseModuleConfig(directory, Features("in_features"), Features("out_features"), config["bias"]?.GetValue<bool>() ?? true,
+            activation switch
+            {
+                IdentityActivation => DenseActivation.Identity,
+                TanhActivation => DenseActivation.Tanh,
+                _ => throw new EmbedderException($"{configPath}: unsupported activation_function '{activation}' ({IdentityActivation} or {TanhActivation})"),
+            });
+    }
+}
+
+public enum DenseActivation
+{
+    Identity,
+    Tanh,
 }

@@ -1,0 +1,188 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using LlmEmbedder.Modeling;
+using LlmEmbedder.Retrieval;
+using Spectre.Console;
+
+namespace LlmEmbedder.Cli.Commands;
+
+/// <summary>eval: retrieval metrics of a model on FlagEmbedding eval JSONL + corpus, or on a BEIR / C-MTEB folder.</summary>
+internal static class EvalCommand
+{
+    private const string MetricRules = """
+        Metrics (binary relevance, averaged over the queries that have at least one relevant corpus row; the others are
+        skipped and counted). For a query with relevant rows R and ranked hits P, at cutoff k:
+          mrr@k    = 1 / rank of the first relevant hit, if that rank <= k; else 0
+          recall@k = |R ∩ top-k of P| / |R|
+          ndcg@k   = sum over relevant hits at rank i <= k of 1/log2(i+1), divided by sum_{i=1..min(|R|,k)} 1/log2(i+1)
+        Equal scores rank the lower corpus row first; a row listed twice counts once; repeated ids in R count once.
+        """;
+
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder (Hugging Face or sentence-transformers) or hub id", Required = true };
+        var evalData = new Option<string>("--eval_data")
+        {
+            Description = "Eval JSONL {query, pos_index, query_id?} (with --corpus), or a BEIR / C-MTEB folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)",
+            Required = true,
+        };
+        var corpus = new Option<string?>("--corpus") { Description = "Corpus JSONL whose fields fill --key_template (FlagEmbedding layout)" };
+        var split = new Option<string>("--split") { Description = "qrels split of a BEIR folder", DefaultValueFactory = _ => "test" };
+        var dataRoot = new Option<string>("--data_root") { Description = "Folder that llm-embedder: paths are relative to", DefaultValueFactory = _ => "/data/llm-embedder" };
+        var keyTemplate = new Option<string>("--key_template") { Description = "How corpus fields form a key", DefaultValueFactory = _ => KeyTemplate.Default };
+        var version = new Option<string?>("--version") { Description = "Instruction version (bge, e5, llm-embedder, ...); none by default" };
+        var task = new Option<string?>("--task") { Description = "Instruction task; default: the eval file's first row's \"task\"" };
+        var instructionFile = new Option<string?>("--instruction_file") { Description = "JSON file adding instruction versions" };
+        var metrics = new Option<string[]>("--metrics")
+        {
+            Description = "mrr, recall, ndcg", DefaultValueFactory = _ => [.. RetrievalMetrics.DefaultMetrics], AllowMultipleArgumentsPerToken = true,
+        };
+        var cutoffs = new Option<int[]>("--cutoffs")
+        {
+            Description = "Metric cutoffs", DefaultValueFactory = _ => [.. RetrievalMetrics.DefaultCutoffs], AllowMultipleArgumentsPerToken = true,
+        };
+        var hits = new Option<int>("--hits") { Description = "Corpus rows retrieved per query", DefaultValueFactory = _ => RetrievalEvaluation.DefaultHits };
+        var index = new Option<string>("--index") { Description = "exact (brute force) or hnsw (approximate, USearch)", DefaultValueFactory = _ => "exact" };
+        index.AcceptOnlyFromAmong([.. VectorSearch.Names]);
+        var pooling = new Option<string?>("--pooling_method") { Description = "cls or mean (when the model folder does not say)" };
+        pooling.AcceptOnlyFromAmong("cls", "mean");
+        var metric = new Option<string?>("--dense_metric") { Description = "cos (L2-normalise) or ip (when the model folder does not say)" };
+        metric.AcceptOnlyFromAmong("cos", "ip");
+        var maxLength = new Option<int>("--max_length") { Description = "Truncate queries and keys to this many tokens", DefaultValueFactory = _ => 512 };
+        var batchSize = new Option<int>("--batch_size") { Description = "Texts per forward pass", DefaultValueFactory = _ => 256 };
+        var outputDir = new Option<string?>("--output_dir") { Description = "Write metrics.json and results.jsonl ({query_id, pred, score}) here" };
+        var compare = new Option<string?>("--compare") { Description = "A second model to evaluate the same way: side-by-side table and a bar chart" };
+        var chart = new Option<string?>("--chart") { Description = "PNG of the comparison; default <output_dir>/comparison.png, else ./comparison.png" };
+        var cacheDir = new Option<string?>("--cache_dir")
+        {
+            Description = "Embedding cache folder; default $LLM_EMBEDDER_CACHE, else $XDG_CACHE_HOME/llm-embedder, else ~/.cache/llm-embedder",
+        };
+        var noCache = new Option<bool>("--no_cache") { Description = "Always encode; neither read nor write the embedding cache" };
+
+        var command = new Command("eval", "Evaluate retrieval (exact search by default).\n\n" + MetricRules)
+        {
+            model, evalData, corpus, split, dataRoot, keyTemplate, version, task, instructionFile, metrics, cutoffs, hits, index,
+            pooling, metric, maxLength, batchSize, outputDir, compare, chart, cacheDir, noCache,
+        };
+        command.SetAction(parsed =>
+        {
+            var evalPath = ResolveDataPath(parsed.GetRequiredValue(evalData), parsed.GetRequiredValue(dataRoot));
+            var corpusPath = parsed.GetValue(corpus) is { } c ? ResolveDataPath(c, parsed.GetRequiredValue(dataRoot)) : null;
+            var template = parsed.GetRequiredValue(keyTemplate);
+            var dataset = RetrievalDataset.Load(evalPath, corpusPath, parsed.GetRequiredValue(split), template);
+            // As run_dense.py: without --task, the eval file's first row's "task" chooses the instruction.
+            var instruction = InstructionArgument.Resolve(parsed.GetValue(version), parsed.GetValue(task), parsed.GetValue(instructionFile),
+                parsed.GetValue(version) is not null && File.Exists(evalPath) ? FirstRowTask(evalPath) : null);
+            var settings = new EvaluationSettings(instruction, template, parsed.GetRequiredValue(metrics), parsed.GetRequiredValue(cutoffs),
+                parsed.GetValue(hits), parsed.GetValue(batchSize), VectorSearch.Parse(parsed.GetRequiredValue(index)));
+            var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
+            Console.Error.WriteLine($"{dataset.Queries.Count} queries, {dataset.CorpusTexts.Count} corpus rows" +
+                (instruction is null ? ", no instruction" : $", query instruction \"{instruction.Query}\", key instruction \"{instruction.Key}\"") +
+                (cache is null ? ", cache off" : $", embedding cache {cache.Directory}"));
+
+            var output = parsed.GetValue(outputDir);
+            var first = Evaluate(parsed.GetRequiredValue(model), parsed, pooling, metric, maxLength, dataset, settings, cache);
+            if (output is not null) WriteOutputs(output, dataset, first.Evaluation);
+
+            if (parsed.GetValue(compare) is not { } second)
+            {
+                PrintTable([("value", first.Evaluation.Metrics.Values)]);
+                return 0;
+            }
+            var other = Evaluate(second, parsed, pooling, metric, maxLength, dataset, settings, cache);
+            if (output is not null) WriteOutputs(Path.Combine(output, "compare"), dataset, other.Evaluation);
+            var labels = UniqueLabels(parsed.GetRequiredValue(model), second);
+            PrintTable([(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
+            var chartPath = parsed.GetValue(chart) ?? Path.Combine(output ?? ".", "comparison.png");
+            Charts.SaveMetricComparison(chartPath, [(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
+            Console.Error.WriteLine($"wrote {chartPath}");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>A folder as it is (BEIR); a file with the llm-embedder: prefix rule and glob check of training data.</summary>
+    private static string ResolveDataPath(string entry, string dataRoot)
+    {
+        const string prefix = "llm-embedder:";
+        var path = entry.StartsWith(prefix, StringComparison.Ordinal) ? Path.Combine(dataRoot, entry[prefix.Length..]) : entry;
+        if (Directory.Exists(path)) return path;
+        if (!File.Exists(path)) throw new EmbedderException($"{path}: file or folder not found" + (ReferenceEquals(path, entry) ? "" : $" (from {entry} with --data_root {dataRoot})"));
+        return path;
+    }
+
+    private static string? FirstRowTask(string evalPath)
+    {
+        var first = File.ReadLines(evalPath).FirstOrDefault();
+        if (string.IsNullOrWhiteSpace(first)) return null;
+        try
+        {
+            using var row = JsonDocument.Parse(first);
+            return row.RootElement.ValueKind == JsonValueKind.Object && row.RootElement.TryGetProperty("task", out var task) && task.ValueKind == JsonValueKind.String
+                ? task.GetString()
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null; // the dataset reader has already reported a malformed line
+        }
+    }
+
+    private static ModelEvaluationResult Evaluate(
+        string modelArgument, ParseResult parsed, Option<string?> pooling, Option<string?> metric, Option<int> maxLength,
+        RetrievalDataset dataset, EvaluationSettings settings, EmbeddingCache? cache)
+    {
+        var request = new EncoderRequest(ModelArgument.Resolve(modelArgument),
+            parsed.GetValue(pooling) is { } p ? Pooling.Parse(p) : null,
+            parsed.GetValue(metric) is { } m ? m == "cos" : null,
+            parsed.GetValue(maxLength));
+        using var encoder = new CachingEncoder(request, cache);
+        var clock = Stopwatch.StartNew();
+        var lastReport = TimeSpan.Zero;
+        var progress = new SynchronousProgress<EncodingProgress>(step =>
+        {
+            if (clock.Elapsed - lastReport < TimeSpan.FromSeconds(2) && step.Done < step.Total) return;
+            lastReport = clock.Elapsed;
+            Console.Error.WriteLine($"{modelArgument}: {step.What} {step.Done}/{step.Total}");
+        });
+        var result = ModelEvaluation.Run(encoder, dataset, settings, progress);
+        Console.Error.WriteLine($"{modelArgument}: dimension {result.Dimension}; corpus embeddings {(result.CorpusFromCache ? "from cache" : "encoded")}, " +
+            $"queries {(result.QueriesFromCache ? "from cache" : "encoded")} in {result.EncodingTime.TotalSeconds:F1} s; " +
+            $"{settings.Index.ToString().ToLowerInvariant()} search in {result.SearchTime.TotalSeconds:F2} s; " +
+            $"{result.Evaluation.Metrics.QueriesEvaluated} queries evaluated" +
+            (result.Evaluation.Metrics.QueriesWithoutPositives > 0 ? $", {result.Evaluation.Metrics.QueriesWithoutPositives} without positives skipped" : ""));
+        return result;
+    }
+
+    private static void WriteOutputs(string dir, RetrievalDataset dataset, RetrievalEvaluationResult evaluation)
+    {
+        Directory.CreateDirectory(dir);
+        RetrievalResults.WriteMetrics(Path.Combine(dir, "metrics.json"), evaluation.Metrics);
+        RetrievalResults.WriteJsonl(Path.Combine(dir, "results.jsonl"), dataset, evaluation.Search);
+        Console.Error.WriteLine($"wrote {Path.Combine(dir, "metrics.json")} and {Path.Combine(dir, "results.jsonl")}");
+    }
+
+    /// <summary>Column names for two models: their folder names, or the paths when those are equal.</summary>
+    private static (string First, string Second) UniqueLabels(string first, string second)
+    {
+        string Short(string model) => Path.GetFileName(model.TrimEnd('/', '\\')) is { Length: > 0 } name ? name : model;
+        return Short(first) != Short(second) ? (Short(first), Short(second)) : (first, second);
+    }
+
+    private static void PrintTable(IReadOnlyList<(string Label, IReadOnlyDictionary<string, double> Metrics)> columns)
+    {
+        var table = new Table().AddColumn("metric");
+        foreach (var (label, _) in columns) table.AddColumn(new TableColumn(Markup.Escape(label)).RightAligned());
+        if (columns.Count == 2) table.AddColumn(new TableColumn("change").RightAligned());
+        foreach (var name in columns[0].Metrics.Keys)
+        {
+            var cells = new List<string> { name };
+            cells.AddRange(columns.Select(c => c.Metrics.TryGetValue(name, out var v) ? $"{v:F4}" : "-"));
+            if (columns.Count == 2)
+                cells.Add(columns[1].Metrics.TryGetValue(name, out var after) ? $"{after - columns[0].Metrics[name]:+0.0000;-0.0000;0.0000}" : "-");
+            table.AddRow(cells.ToArray());
+        }
+        AnsiConsole.Write(table);
+    }
+}

@@ -1,0 +1,85 @@
+using System.CommandLine;
+using System.Diagnostics;
+using LlmEmbedder.Modeling;
+using LlmEmbedder.Retrieval;
+using LlmEmbedder.Retrieval.Mining;
+
+namespace LlmEmbedder.Cli.Commands;
+
+/// <summary>mine: hard negatives for training JSONL (FlagEmbedding's hn_mine flags).</summary>
+internal static class MineCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Model folder (Hugging Face or sentence-transformers) or hub id", Required = true };
+        var inputFile = new Option<string>("--input_file") { Description = "Training JSONL: {query, pos: [...], neg?: [...], ...}", Required = true };
+        var outputFile = new Option<string>("--output_file") { Description = "Training JSONL with mined \"neg\" (other fields kept)", Required = true };
+        var candidatePool = new Option<string?>("--candidate_pool")
+        {
+            Description = "JSONL {\"text\": ...} (or one text per line) to mine from; default: every pos and neg of the input",
+        };
+        var range = new Option<string>("--range_for_sampling")
+        {
+            Description = "Sample from hits at 0-based positions start..end-1 (10-210: ranks 11 to 210)", DefaultValueFactory = _ => "10-210",
+        };
+        var negativeNumber = new Option<int>("--negative_number") { Description = "Negatives per row", DefaultValueFactory = _ => 15 };
+        var seed = new Option<long>("--seed") { Description = "Random seed (same seed and inputs: same output)", DefaultValueFactory = _ => 42 };
+        var version = new Option<string?>("--version") { Description = "Instruction version: query instruction on queries, key instruction on the pool" };
+        var task = new Option<string?>("--task") { Description = "Instruction task" };
+        var instructionFile = new Option<string?>("--instruction_file") { Description = "JSON file adding instruction versions" };
+        var index = new Option<string>("--index") { Description = "exact (brute force) or hnsw (approximate, USearch)", DefaultValueFactory = _ => "exact" };
+        index.AcceptOnlyFromAmong([.. VectorSearch.Names]);
+        var pooling = new Option<string?>("--pooling_method") { Description = "cls or mean (when the model folder does not say)" };
+        pooling.AcceptOnlyFromAmong("cls", "mean");
+        var metric = new Option<string?>("--dense_metric") { Description = "cos (L2-normalise) or ip (when the model folder does not say)" };
+        metric.AcceptOnlyFromAmong("cos", "ip");
+        var maxLength = new Option<int>("--max_length") { Description = "Truncate to this many tokens", DefaultValueFactory = _ => 512 };
+        var batchSize = new Option<int>("--batch_size") { Description = "Texts per forward pass", DefaultValueFactory = _ => 256 };
+        var cacheDir = new Option<string?>("--cache_dir") { Description = "Embedding cache folder (as eval)" };
+        var noCache = new Option<bool>("--no_cache") { Description = "Always encode the pool" };
+
+        var command = new Command("mine", "Mine hard negatives: sample each query's negatives from its ranked pool hits, never a positive or the query itself")
+        {
+            model, inputFile, outputFile, candidatePool, range, negativeNumber, seed, version, task, instructionFile, index,
+            pooling, metric, maxLength, batchSize, cacheDir, noCache,
+        };
+        command.SetAction(parsed =>
+        {
+            var (start, end) = MiningOptions.ParseRange(parsed.GetRequiredValue(range));
+            var options = new MiningOptions
+            {
+                RangeStart = start,
+                RangeEnd = end,
+                NegativeNumber = parsed.GetValue(negativeNumber),
+                Seed = parsed.GetValue(seed),
+                Instruction = InstructionArgument.Resolve(parsed.GetValue(version), parsed.GetValue(task), parsed.GetValue(instructionFile)),
+                BatchSize = parsed.GetValue(batchSize),
+                Index = VectorSearch.Parse(parsed.GetRequiredValue(index)),
+            };
+            var request = new EncoderRequest(ModelArgument.Resolve(parsed.GetRequiredValue(model)),
+                parsed.GetValue(pooling) is { } p ? Pooling.Parse(p) : null,
+                parsed.GetValue(metric) is { } m ? m == "cos" : null,
+                parsed.GetValue(maxLength));
+            var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
+            using var encoder = new CachingEncoder(request, cache);
+
+            var clock = Stopwatch.StartNew();
+            var lastReport = TimeSpan.Zero;
+            var progress = new SynchronousProgress<EncodingProgress>(step =>
+            {
+                if (clock.Elapsed - lastReport < TimeSpan.FromSeconds(2) && step.Done < step.Total) return;
+                lastReport = clock.Elapsed;
+                Console.Error.WriteLine($"encoding {step.What} {step.Done}/{step.Total}");
+            });
+            var outputPath = parsed.GetRequiredValue(outputFile);
+            var result = HardNegativeMiner.Run(encoder, parsed.GetRequiredValue(inputFile), parsed.GetValue(candidatePool), outputPath, options, progress);
+            Console.Error.WriteLine($"wrote {outputPath}: {result.Rows} rows, {options.NegativeNumber} negatives each from positions {start}-{end} of a pool of {result.PoolSize}" +
+                $" (pool embeddings {(result.PoolFromCache ? "from cache" : "encoded")}); {result.RowsToppedUp} rows topped up with random pool texts" +
+                (result.RowsShort > 0 ? $", {result.RowsShort} still short (the pool has too few usable texts)" : "") +
+                (result.TeacherScoresDropped > 0 ? $"; teacher_scores removed from {result.TeacherScoresDropped} rows (they scored the old negatives)" : "") +
+                $" in {clock.Elapsed.TotalSeconds:F1} s");
+            return 0;
+        });
+        return command;
+    }
+}

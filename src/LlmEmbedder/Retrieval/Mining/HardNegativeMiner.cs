@@ -1,0 +1,167 @@
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LlmEmbedder.Data;
+
+namespace LlmEmbedder.Retrieval.Mining;
+
+/// <summary>hn_mine's settings (FlagEmbedding's flag names in the comments).</summary>
+public sealed record MiningOptions
+{
+    /// <summary>First 0-based hit position sampled from (--range_for_sampling 10-210 → 10).</summary>
+    public int RangeStart { get; init; } = 10;
+
+    /// <summary>End of the sampled positions, exclusive (10-210 → 210): positions 10..209, i.e. ranks 11 to 210.</summary>
+    public int RangeEnd { get; init; } = 210;
+
+    /// <summary>Negatives per row (--negative_number).</summary>
+    public int NegativeNumber { get; init; } = 15;
+
+    public long Seed { get; init; } = 42;
+
+    /// <summary>Query prefix for the queries, key prefix for the pool; the written texts never carry them.</summary>
+    public Instruction? Instruction { get; init; }
+
+    public int BatchSize { get; init; } = 256;
+    public SearchIndexKind Index { get; init; } = SearchIndexKind.Exact;
+
+    /// <summary>Parses "10-210" (start-end, end exclusive, as a Python slice).</summary>
+    public static (int Start, int End) ParseRange(string range)
+    {
+        var parts = range.Split('-');
+        if (parts.Length == 2
+            && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var start)
+            && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var end)
+            && end > start)
+            return (start, end);
+        throw new EmbedderException($"range_for_sampling '{range}': expected start-end with start < end, e.g. 10-210");
+    }
+}
+
+/// <summary>What a mining run did.</summary>
+/// <param name="RowsToppedUp">Rows whose range held fewer than negative_number usable texts, completed from random pool texts.</param>
+/// <param name="RowsShort">Rows left with fewer than negative_number negatives because the pool had no more usable texts.</param>
+public sealed record MiningResult(int Rows, int PoolSize, int RowsToppedUp, int RowsShort, bool PoolFromCache, int TeacherScoresDropped);
+
+/// <summary>
+/// Hard-negative mining (FlagEmbedding's hn_mine, SPEC 2.7): encode a candidate pool, search each query's top
+/// range_end hits, keep those at positions [range_start, range_end), drop the query's positives and the query itself
+/// (compared by text), sample negative_number of them, and top up from random pool texts when too few remain.
+/// </summary>
+/// <remarks>
+/// Differences from the reference, on purpose (docs/DIFFERENCES.md): the positive filter compares texts, so a
+/// positive is never returned as a negative (the reference's filter never matched); the top-up never draws a
+/// positive, the query, a text already chosen, or a text ranked above the range (the likeliest unlabelled
+/// positives), and never repeats a text; sampled negatives stay in rank order (hardest first); each row has its own
+/// random stream (seed, row number), so the output depends only on the inputs and the seed; teacher_scores of a
+/// row no longer match its new negatives and are removed.
+/// </remarks>
+public static class HardNegativeMiner
+{
+    private static readonly JsonSerializerOptions Compact = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static MiningResult Run(
+        CachingEncoder encoder, string inputFile, string? candidatePool, string outputFile, MiningOptions options,
+        IProgress<EncodingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        Validate(options);
+        var rows = MiningInput.ReadRows(inputFile);
+        var pool = MiningInput.ReadPool(candidatePool, rows);
+
+        var poolEmbeddings = encoder.Encode(pool, options.Instruction?.Key ?? "", null, options.BatchSize, "pool", progress);
+        var queryEmbeddings = encoder.Encode(rows.Select(r => r.Query).ToArray(), options.Instruction?.Query ?? "", null, options.BatchSize, "queries", progress);
+        var ranked = VectorSearch.Search(options.Index, queryEmbeddings.Values, poolEmbeddings.Values, poolEmbeddings.Dimension,
+            Math.Min(options.RangeEnd, pool.Count), cancellationToken);
+
+        var negatives = SelectNegatives(rows, pool, ranked, options, out int toppedUp, out int stillShort);
+        int teacherScoresDropped = 0;
+        FileUtil.WriteAtomic(outputFile, stream =>
+        {
+            using var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(false));
+            for (int r = 0; r < rows.Count; r++)
+            {
+                var json = rows[r].Json.DeepClone().AsObject();
+                json["neg"] = new JsonArray(negatives[r].Select(text => (JsonNode?)JsonValue.Create(text)).ToArray());
+                if (json.Remove("teacher_scores")) teacherScoresDropped++;
+                writer.Write(json.ToJsonString(Compact));
+                writer.Write('\n');
+            }
+        });
+        return new MiningResult(rows.Count, pool.Count, toppedUp, stillShort, poolEmbeddings.FromCache, teacherScoresDropped);
+    }
+
+    /// <summary>
+    /// The negatives of each row from its ranked pool hits (<paramref name="ranked"/>: pool indices, best first).
+    /// The rule of the class summary; separate from encoding so it can be checked on hand-made rankings.
+    /// </summary>
+    public static IReadOnlyList<string[]> SelectNegatives(
+        IReadOnlyList<MiningRow> rows, IReadOnlyList<string> pool, SearchResult ranked, MiningOptions options,
+        out int rowsToppedUp, out int rowsShort)
+    {
+        Validate(options);
+        if (ranked.QueryCount != rows.Count) throw new ArgumentException($"{ranked.QueryCount} rankings for {rows.Count} rows", nameof(ranked));
+        var result = new string[rows.Count][];
+        int toppedUp = 0, shortRows = 0;
+        for (int r = 0; r < rows.Count; r++)
+        {
+            var row = rows[r];
+            var random = DeterministicRandom.ForStream(options.Seed, r);
+            var positives = row.Positives.ToHashSet(StringComparer.Ordinal);
+            bool Usable(int poolIndex) => !positives.Contains(pool[poolIndex]) && !string.Equals(pool[poolIndex], row.Query, StringComparison.Ordinal);
+
+            var hits = ranked.Indices[r];
+            var inRange = new List<int>();
+            for (int position = options.RangeStart; position < Math.Min(options.RangeEnd, hits.Length); position++)
+                if (hits[position] >= 0 && Usable(hits[position])) inRange.Add(hits[position]);
+
+            List<int> chosen;
+            if (inRange.Count > options.NegativeNumber)
+            {
+                var picked = random.SampleWithoutReplacement(inRange.Count, options.NegativeNumber);
+                Array.Sort(picked); // back to rank order
+                chosen = picked.Select(i => inRange[i]).ToList();
+            }
+            else
+            {
+                chosen = inRange;
+            }
+
+            if (chosen.Count < options.NegativeNumber)
+            {
+                toppedUp++;
+                var excluded = chosen.ToHashSet();
+                for (int position = 0; position < Math.Min(options.RangeStart, hits.Length); position++) excluded.Add(hits[position]);
+                TopUp(chosen, excluded, pool, Usable, maxUnusable: positives.Count + 1, options.NegativeNumber, random);
+                if (chosen.Count < options.NegativeNumber) shortRows++;
+            }
+            result[r] = chosen.Select(i => pool[i]).ToArray();
+        }
+        rowsToppedUp = toppedUp;
+        rowsShort = shortRows;
+        return result;
+    }
+
+    /// <summary>Adds random usable pool texts not in <paramref name="excluded"/> until there are <paramref name="wanted"/> or none is left.</summary>
+    /// <param name="maxUnusable">At most this many pool texts are unusable: the pool holds each text once, so only
+    /// the positives and the query can match.</param>
+    private static void TopUp(List<int> chosen, HashSet<int> excluded, IReadOnlyList<string> pool, Func<int, bool> usable,
+        int maxUnusable, int wanted, DeterministicRandom random)
+    {
+        // Every rejected draw is excluded or unusable, so drawing that many more than needed finds every usable text there is.
+        int draws = (int)Math.Min(pool.Count, (long)wanted - chosen.Count + excluded.Count + maxUnusable);
+        foreach (var candidate in random.SampleWithoutReplacement(pool.Count, draws))
+        {
+            if (chosen.Count == wanted) break;
+            if (excluded.Contains(candidate) || !usable(candidate)) continue;
+            chosen.Add(candidate);
+        }
+    }
+
+    private static void Validate(MiningOptions options)
+    {
+        if (options.RangeStart < 0 || options.RangeEnd <= options.RangeStart)
+            throw new EmbedderException($"range_for_sampling {options.RangeStart}-{options.RangeEnd}: expected 0 <= start < end");
+        if (options.NegativeNumber < 0) throw new EmbedderException($"negative_number must not be negative, got {options.NegativeNumber}");
+    }
+}

@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using LlmEmbedder.Data;
+
+namespace LlmEmbedder.Retrieval;
+
+/// <summary>How the eval command evaluates a model on a dataset.</summary>
+/// <param name="Instruction">Prefixes for queries and corpus rows; null for none.</param>
+/// <param name="KeyTemplate">How the dataset's corpus rows were rendered (recorded with cached embeddings).</param>
+public sealed record EvaluationSettings(
+    Instruction? Instruction,
+    string KeyTemplate,
+    IReadOnlyList<string> Metrics,
+    IReadOnlyList<int> Cutoffs,
+    int Hits = RetrievalEvaluation.DefaultHits,
+    int BatchSize = 256,
+    SearchIndexKind Index = SearchIndexKind.Exact);
+
+/// <summary>The evaluation of one model, with where its time went.</summary>
+public sealed record ModelEvaluationResult(
+    RetrievalEvaluationResult Evaluation,
+    int Dimension,
+    bool CorpusFromCache,
+    bool QueriesFromCache,
+    TimeSpan EncodingTime,
+    TimeSpan SearchTime);
+
+/// <summary>
+/// One model on one dataset: encode the queries and the corpus (through the embedding cache), search (exact by
+/// default, HNSW on request), compute the metrics. The metric rules are <see cref="RetrievalMetrics"/>'.
+/// </summary>
+public static class ModelEvaluation
+{
+    public static ModelEvaluationResult Run(
+        CachingEncoder encoder, RetrievalDataset dataset, EvaluationSettings settings,
+        IProgress<EncodingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        if (settings.Cutoffs.Count > 0 && settings.Hits < settings.Cutoffs.Max())
+            throw new EmbedderException($"hits ({settings.Hits}) is smaller than the largest cutoff ({settings.Cutoffs.Max()}); retrieve at least as many rows as the deepest metric looks at");
+        var clock = Stopwatch.StartNew();
+        var corpus = encoder.Encode(dataset.CorpusTexts, settings.Instruction?.Key ?? "", settings.KeyTemplate, settings.BatchSize, "corpus", progress);
+        var queries = encoder.Encode(dataset.QueryTexts, settings.Instruction?.Query ?? "", null, settings.BatchSize, "queries", progress);
+        if (queries.Dimension != corpus.Dimension)
+            throw new EmbedderException($"query embeddings have {queries.Dimension} dimensions but corpus embeddings {corpus.Dimension} (a stale cache entry?)");
+        var encodingTime = clock.Elapsed;
+
+        clock.Restart();
+        var evaluation = settings.Index == SearchIndexKind.Exact
+            ? RetrievalEvaluation.Run(dataset, queries.Values, corpus.Values, corpus.Dimension, settings.Hits, settings.Metrics, settings.Cutoffs,
+                cancellationToken: cancellationToken)
+            : Approximate(dataset, queries.Values, corpus.Values, corpus.Dimension, settings, cancellationToken);
+        return new ModelEvaluationResult(evaluation, corpus.Dimension, corpus.FromCache, queries.FromCache, encodingTime, clock.Elapsed);
+    }
+
+    private static RetrievalEvaluationResult Approximate(
+        RetrievalDataset dataset, float[] queries, float[] corpus, int dimension, EvaluationSettings settings, CancellationToken cancellationToken)
+    {
+        var search = VectorSearch.Search(settings.Index, queries, corpus, dimension, settings.Hits, cancellationToken);
+        return new RetrievalEvaluationResult(search, RetrievalMetrics.Compute(dataset, search, settings.Metrics, settings.Cutoffs));
+    }
+}
