@@ -163,11 +163,17 @@ internal static class EvalCommand
         Console.Error.WriteLine($"wrote {Path.Combine(dir, "metrics.json")} and {Path.Combine(dir, "results.jsonl")}");
     }
 
-    /// <summary>Column names for two models: their folder names, or the paths when those are equal.</summary>
+    /// <summary>Column names for two models: the shortest path tails that tell them apart ("arctic/hf", "minilm/hf").</summary>
     private static (string First, string Second) UniqueLabels(string first, string second)
     {
-        string Short(string model) => Path.GetFileName(model.TrimEnd('/', '\\')) is { Length: > 0 } name ? name : model;
-        return Short(first) != Short(second) ? (Short(first), Short(second)) : (first, second);
+        var a = first.TrimEnd('/', '\\').Split('/', '\\');
+        var b = second.TrimEnd('/', '\\').Split('/', '\\');
+        for (int parts = 1; parts <= Math.Max(a.Length, b.Length); parts++)
+        {
+            string Tail(string[] path) => string.Join('/', path.TakeLast(parts));
+            if (Tail(a) != Tail(b)) return (Tail(a), Tail(b));
+        }
+        return (first + " (1)", second + " (2)");
     }
 
     private static void PrintTable(IReadOnlyList<(string Label, IReadOnlyDictionary<string, double> Metrics)> columns)

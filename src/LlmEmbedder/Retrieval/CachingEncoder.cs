@@ -25,6 +25,9 @@ public sealed class CachingEncoder : IDisposable
 
     public EncoderRequest Request { get; }
 
+    /// <summary>Whether the model has been loaded (false while everything came from the cache).</summary>
+    public bool ModelLoaded => encoder is not null;
+
     /// <summary>The loaded model (loading it now if no encoding needed it yet).</summary>
     public SentenceEncoder Encoder => encoder ??= Request.Load();
 

@@ -35,15 +35,12 @@ public static class Charts
         }
         double[] centers = metricNames.Select((_, m) => m * groupWidth + (models.Count - 1) / 2.0).ToArray();
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(centers, metricNames);
-        plot.Axes.Bottom.TickLabelStyle.Rotation = -45;
-        plot.Axes.Bottom.TickLabelStyle.Alignment = ScottPlot.Alignment.MiddleRight;
         plot.Axes.Left.Label.Text = "score";
-        plot.Axes.SetLimitsY(0, 1.1);
-        plot.Axes.Margins(bottom: 0);
-        plot.Axes.SetLimitsY(0, 1.1);
+        plot.Axes.SetLimits(-1, metricNames.Length * groupWidth - 1, 0, 1.12);
         plot.Title("Retrieval metrics");
-        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
-        int width = Math.Max(700, 60 * metricNames.Length * models.Count);
+        // Outside the data area, so it never hides a bar.
+        plot.ShowLegend(ScottPlot.Edge.Bottom);
+        int width = Math.Max(700, 45 * metricNames.Length * groupWidth);
         FileUtil.WriteAtomic(path, stream => stream.Write(plot.GetImageBytes(width, 500, ScottPlot.ImageFormat.Png)));
     }
 }
