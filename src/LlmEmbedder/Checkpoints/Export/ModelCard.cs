@@ -126,7 +126,8 @@ public sealed record ModelCard(
         text.Append("## Evaluation\n\n| Metric | Value |\n|---|---|\n");
         foreach (var (name, value) in Metrics)
         {
-            var shown = value == Math.Floor(value) && Math.Abs(value) > 1
+            // Counts (queries_evaluated, ...) are whole numbers; scores (name@k) keep four decimals even when 1.
+            var shown = !name.Contains('@', StringComparison.Ordinal) && value == Math.Floor(value)
                 ? value.ToString("F0", CultureInfo.InvariantCulture)
                 : value.ToString("F4", CultureInfo.InvariantCulture);
             text.Append(CultureInfo.InvariantCulture, $"| {name} | {shown} |\n");

@@ -247,12 +247,11 @@ public static class SentenceTransformersExport
         }
         else
         {
-            // pytorch_model.bin (or its shards): one model.safetensors in the dtype the weights were stored in.
+            // pytorch_model.bin (or its shards): one model.safetensors, every tensor in the dtype it was stored in.
             var tensors = WeightFiles.Load(encoderDir);
             try
             {
-                var dtype = tensors.Values.FirstOrDefault(t => t.is_floating_point())?.dtype ?? ScalarType.Float32;
-                WeightFiles.SaveSafetensors(destination, tensors, dtype);
+                Safetensors.Write(Path.Combine(destination, WeightFiles.SafetensorsName), tensors);
             }
             finally
             {

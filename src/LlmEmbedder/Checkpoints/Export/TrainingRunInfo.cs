@@ -77,7 +77,7 @@ public sealed record TrainingRunInfo(string Path, JsonObject ModelArgs, JsonObje
     private static string Format(JsonNode value) => value switch
     {
         JsonArray list => string.Join(", ", list.Select(item => item is null ? "null" : Format(item))),
-        JsonValue scalar when scalar.TryGetValue<double>(out var number) => number.ToString("G", CultureInfo.InvariantCulture),
+        JsonValue scalar when scalar.TryGetValue<double>(out var number) => number.ToString("G", CultureInfo.InvariantCulture).Replace('E', 'e'),
         JsonValue scalar when scalar.TryGetValue<bool>(out var flag) => flag ? "true" : "false",
         _ => value.ToString(),
     };
