@@ -77,20 +77,27 @@ internal static class EvalCommand
             var settings = new EvaluationSettings(instruction, template, parsed.GetRequiredValue(metrics), parsed.GetRequiredValue(cutoffs),
                 parsed.GetValue(hits), parsed.GetValue(batchSize), VectorSearch.Parse(parsed.GetRequiredValue(index)));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
+            // Every input is checked before the first line of progress, so a mistake is the only line printed.
+            var firstModel = ModelArgument.Resolve(parsed.GetRequiredValue(model));
+            var secondModel = parsed.GetValue(compare) is { } compared ? ModelArgument.Resolve(compared) : null;
+            foreach (var modelDir in new[] { firstModel, secondModel }.OfType<string>())
+                BertConfig.Load(Path.Combine(modelDir, "config.json"));
+            settings.Validate();
             Console.Error.WriteLine($"{dataset.Queries.Count} queries, {dataset.CorpusTexts.Count} corpus rows" +
                 (instruction is null ? ", no instruction" : $", query instruction \"{instruction.Query}\", key instruction \"{instruction.Key}\"") +
                 (cache is null ? ", cache off" : $", embedding cache {cache.Directory}"));
 
             var output = parsed.GetValue(outputDir);
-            var first = Evaluate(parsed.GetRequiredValue(model), parsed, pooling, metric, maxLength, dataset, settings, cache);
+            var first = Evaluate(parsed.GetRequiredValue(model), firstModel, parsed, pooling, metric, maxLength, dataset, settings, cache);
             if (output is not null) WriteOutputs(output, dataset, first.Evaluation);
 
-            if (parsed.GetValue(compare) is not { } second)
+            if (secondModel is null)
             {
                 PrintTable([("value", first.Evaluation.Metrics.Values)]);
                 return 0;
             }
-            var other = Evaluate(second, parsed, pooling, metric, maxLength, dataset, settings, cache);
+            var second = parsed.GetRequiredValue(compare)!;
+            var other = Evaluate(second, secondModel, parsed, pooling, metric, maxLength, dataset, settings, cache);
             if (output is not null) WriteOutputs(Path.Combine(output, "compare"), dataset, other.Evaluation);
             var labels = UniqueLabels(parsed.GetRequiredValue(model), second);
             PrintTable([(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
@@ -130,10 +137,10 @@ internal static class EvalCommand
     }
 
     private static ModelEvaluationResult Evaluate(
-        string modelArgument, ParseResult parsed, Option<string?> pooling, Option<string?> metric, Option<int> maxLength,
+        string modelArgument, string modelDir, ParseResult parsed, Option<string?> pooling, Option<string?> metric, Option<int> maxLength,
         RetrievalDataset dataset, EvaluationSettings settings, EmbeddingCache? cache)
     {
-        var request = new EncoderRequest(ModelArgument.Resolve(modelArgument),
+        var request = new EncoderRequest(modelDir,
             parsed.GetValue(pooling) is { } p ? Pooling.Parse(p) : null,
             parsed.GetValue(metric) is { } m ? m == "cos" : null,
             parsed.GetValue(maxLength));

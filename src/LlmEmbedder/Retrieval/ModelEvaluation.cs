@@ -13,7 +13,17 @@ public sealed record EvaluationSettings(
     IReadOnlyList<int> Cutoffs,
     int Hits = RetrievalEvaluation.DefaultHits,
     int BatchSize = 256,
-    SearchIndexKind Index = SearchIndexKind.Exact);
+    SearchIndexKind Index = SearchIndexKind.Exact)
+{
+    /// <summary>Rejects settings that could only fail after encoding: unknown metrics, bad cutoffs, too few hits.</summary>
+    public void Validate()
+    {
+        if (Cutoffs.Count > 0 && Hits < Cutoffs.Max())
+            throw new EmbedderException($"hits ({Hits}) is smaller than the largest cutoff ({Cutoffs.Max()}); retrieve at least as many rows as the deepest metric looks at");
+        if (BatchSize < 1) throw new EmbedderException($"batch size must be positive, got {BatchSize}");
+        RetrievalMetrics.Compute([[0]], [[0]], Metrics, Cutoffs);
+    }
+}
 
 /// <summary>The evaluation of one model, with where its time went.</summary>
 public sealed record ModelEvaluationResult(
@@ -34,8 +44,7 @@ public static class ModelEvaluation
         CachingEncoder encoder, RetrievalDataset dataset, EvaluationSettings settings,
         IProgress<EncodingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        if (settings.Cutoffs.Count > 0 && settings.Hits < settings.Cutoffs.Max())
-            throw new EmbedderException($"hits ({settings.Hits}) is smaller than the largest cutoff ({settings.Cutoffs.Max()}); retrieve at least as many rows as the deepest metric looks at");
+        settings.Validate();
         var clock = Stopwatch.StartNew();
         var corpus = encoder.Encode(dataset.CorpusTexts, settings.Instruction?.Key ?? "", settings.KeyTemplate, settings.BatchSize, "corpus", progress);
         var queries = encoder.Encode(dataset.QueryTexts, settings.Instruction?.Query ?? "", null, settings.BatchSize, "queries", progress);

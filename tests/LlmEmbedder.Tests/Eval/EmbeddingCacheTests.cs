@@ -1,0 +1,94 @@
+using System.Text.Json.Nodes;
+using LlmEmbedder.Modeling;
+using LlmEmbedder.Retrieval;
+using LlmEmbedder.Tests.Cli;
+
+namespace LlmEmbedder.Tests.Eval;
+
+/// <summary>
+/// The embedding cache returns exactly what encoding the same texts returns, without loading the model, and misses
+/// whenever anything the embeddings depend on changes: the texts, the instruction, the encoder arguments, the model files.
+/// </summary>
+public sealed class EmbeddingCacheTests : IDisposable
+{
+    private static readonly string[] Texts = ["北京 北京是中国的首都。", "上海 上海是中国最大的城市。", "长江 长江是中国最长的河流。"];
+    private readonly string dir = TestPaths.NewTempDir("emb-cache");
+    private readonly string model;
+    private readonly EmbeddingCache cache;
+
+    public EmbeddingCacheTests()
+    {
+        model = CliProcess.TinyChineseModel(dir);
+        cache = new EmbeddingCache(Path.Combine(dir, "cache"));
+    }
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    private EncodedTexts Encode(EncoderRequest request, IReadOnlyList<string> texts, string instruction = "", bool expectLoaded = true)
+    {
+        using var encoder = new CachingEncoder(request, cache);
+        var result = encoder.Encode(texts, instruction, "{title} {text}", batchSize: 2, "corpus");
+        Assert.Equal(!result.FromCache, encoder.ModelLoaded);
+        return result;
+    }
+
+    [Fact]
+    public void ASecondEncodingComesFromTheCacheWithoutLoadingTheModelAndEqualsDirectEncoding()
+    {
+        var request = new EncoderRequest(model);
+        var first = Encode(request, Texts);
+        Assert.False(first.FromCache);
+        var second = Encode(request, Texts);
+        Assert.True(second.FromCache);
+        Assert.Equal(first.Values, second.Values);
+        Assert.Equal(32, second.Dimension);
+
+        using var direct = SentenceEncoder.Load(model);
+        Assert.Equal(direct.Encode(Texts, batchSize: 3), second.Values);
+
+        var metadata = JsonNode.Parse(File.ReadAllText(Path.ChangeExtension(cache.MatrixPath(EmbeddingCacheKey.For(request, "", "{title} {text}", Texts)), ".json")))!;
+        Assert.Equal("{title} {text}", metadata["key_template"]!.GetValue<string>());
+        Assert.Equal(3, metadata["rows"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void AnyChangeToWhatTheEmbeddingsDependOnMisses()
+    {
+        var request = new EncoderRequest(model);
+        Assert.False(Encode(request, Texts).FromCache);
+        Assert.True(Encode(request, Texts).FromCache);
+
+        Assert.False(Encode(request, [.. Texts[..2], Texts[2] + "。"]).FromCache);
+        Assert.False(Encode(request, Texts, instruction: "为这个句子生成表示以用于检索相关文章: ").FromCache);
+        Assert.False(Encode(request with { MaxLength = 8 }, Texts).FromCache);
+        Assert.False(Encode(request with { Pooling = PoolingMethod.Mean }, Texts).FromCache);
+        Assert.False(Encode(request with { Normalize = false }, Texts).FromCache);
+        Assert.False(Encode(request, Texts.Reverse().ToArray()).FromCache);
+
+        // Retraining into the same folder rewrites the weights: new size or time, so a miss.
+        File.SetLastWriteTimeUtc(Path.Combine(model, "model.safetensors"), DateTime.UtcNow.AddMinutes(1));
+        Assert.False(Encode(request, Texts).FromCache);
+        Assert.True(Encode(request, Texts).FromCache);
+    }
+
+    [Fact]
+    public void ADamagedEntryIsEncodedAgainAndRewritten()
+    {
+        var request = new EncoderRequest(model);
+        var first = Encode(request, Texts);
+        var path = cache.MatrixPath(EmbeddingCacheKey.For(request, "", "{title} {text}", Texts));
+        File.WriteAllBytes(path, File.ReadAllBytes(path)[..100]);
+        var again = Encode(request, Texts);
+        Assert.False(again.FromCache);
+        Assert.Equal(first.Values, again.Values);
+        Assert.True(Encode(request, Texts).FromCache);
+    }
+
+    [Fact]
+    public void DefaultDirectoryFollowsTheEnvironment()
+    {
+        Assert.Equal("/x/cache", EmbeddingCache.DefaultDirectory(name => name == "LLM_EMBEDDER_CACHE" ? "/x/cache" : "/ignored"));
+        Assert.Equal(Path.Combine("/xdg", "llm-embedder"), EmbeddingCache.DefaultDirectory(name => name == "XDG_CACHE_HOME" ? "/xdg" : null));
+        Assert.EndsWith(Path.Combine(".cache", "llm-embedder"), EmbeddingCache.DefaultDirectory(_ => null));
+    }
+}
