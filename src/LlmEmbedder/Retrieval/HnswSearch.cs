@@ -26,18 +26,71 @@ public sealed record HnswOptions
 /// </summary>
 public static partial class HnswSearch
 {
+    /// <summary>Builds a graph over <paramref name="corpus"/> and searches it once.</summary>
     public static SearchResult Search(
         float[] queries, float[] corpus, int dimension, int k, HnswOptions? options = null, CancellationToken cancellationToken = default)
     {
+        using var index = HnswIndex.Build(corpus, dimension, options, cancellationToken);
+        return index.Search(queries, k, cancellationToken);
+    }
+}
+
+/// <summary>An HNSW graph over a corpus matrix, built once and searched any number of times (see <see cref="HnswSearch"/>).</summary>
+public sealed class HnswIndex : IDisposable
+{
+    private readonly HnswSearch.UsearchIndex index;
+    private readonly float[] corpus;
+    private readonly HnswOptions options;
+
+    private HnswIndex(HnswSearch.UsearchIndex index, float[] corpus, int dimension, HnswOptions options)
+    {
+        this.index = index;
+        this.corpus = corpus;
+        this.options = options;
+        Dimension = dimension;
+    }
+
+    public int Dimension { get; }
+    public int Rows => corpus.Length / Dimension;
+
+    /// <param name="corpus">[N, dimension] row-major; kept (not copied) to recompute the hits' scores.</param>
+    public static HnswIndex Build(float[] corpus, int dimension, HnswOptions? options = null, CancellationToken cancellationToken = default)
+    {
         options ??= new HnswOptions();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dimension);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
-        if (queries.Length % dimension != 0 || corpus.Length % dimension != 0)
-            throw new ArgumentException($"queries ({queries.Length} values) and corpus ({corpus.Length}) must be rows of {dimension}");
-        int queryCount = queries.Length / dimension, corpusCount = corpus.Length / dimension;
-        using var index = Build(corpus, dimension, options, cancellationToken);
+        if (corpus.Length % dimension != 0)
+            throw new ArgumentException($"{corpus.Length} corpus values are not rows of {dimension}", nameof(corpus));
+        int rows = corpus.Length / dimension;
+        var index = new HnswSearch.UsearchIndex(dimension, options);
+        try
+        {
+            index.Reserve(rows);
+            Parallel.For(0, rows, new ParallelOptions { MaxDegreeOfParallelism = options.Threads, CancellationToken = cancellationToken },
+                row => index.Add((ulong)row, corpus.AsSpan(row * dimension, dimension)));
+            return new HnswIndex(index, corpus, dimension, options);
+        }
+        catch
+        {
+            index.Dispose();
+            throw;
+        }
+    }
 
-        int wanted = Math.Min(k, corpusCount);
+    /// <summary>Candidates considered per query from now on (ef): more is slower and finds more of the true top-k.</summary>
+    public void ChangeExpansionSearch(int expansion)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(expansion);
+        index.ChangeExpansionSearch(expansion);
+    }
+
+    /// <summary>The top-k rows of each query, best first, with exact scores.</summary>
+    public SearchResult Search(float[] queries, int k, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        if (queries.Length % Dimension != 0)
+            throw new ArgumentException($"{queries.Length} query values are not rows of {Dimension}", nameof(queries));
+        int queryCount = queries.Length / Dimension, dimension = Dimension;
+        int wanted = Math.Min(k, Rows);
         var indices = new int[queryCount][];
         var scores = new float[queryCount][];
         Parallel.For(0, queryCount, new ParallelOptions { MaxDegreeOfParallelism = options.Threads, CancellationToken = cancellationToken },
@@ -45,12 +98,12 @@ public static partial class HnswSearch
             (q, _, buffers) =>
             {
                 var query = queries.AsSpan(q * dimension, dimension);
-                int found = wanted == 0 ? 0 : index.Search(query, buffers.Keys, buffers.Distances);
+                int found = wanted == 0 ? 0 : index.Search(query, buffers.Keys.AsSpan(0, wanted), buffers.Distances.AsSpan(0, wanted));
                 var hits = new (float Score, int Index)[found];
                 for (int i = 0; i < found; i++)
                 {
                     int row = checked((int)buffers.Keys[i]);
-                    hits[i] = (Dot(query, corpus.AsSpan(row * dimension, dimension)), row);
+                    hits[i] = (HnswSearch.Dot(query, corpus.AsSpan(row * dimension, dimension)), row);
                 }
                 Array.Sort(hits, ScoreOrder.Compare);
                 indices[q] = hits.Select(h => h.Index).ToArray();
@@ -61,25 +114,12 @@ public static partial class HnswSearch
         return new SearchResult(indices, scores);
     }
 
-    private static UsearchIndex Build(float[] corpus, int dimension, HnswOptions options, CancellationToken cancellationToken)
-    {
-        int rows = corpus.Length / dimension;
-        var index = new UsearchIndex(dimension, options);
-        try
-        {
-            index.Reserve(rows);
-            Parallel.For(0, rows, new ParallelOptions { MaxDegreeOfParallelism = options.Threads, CancellationToken = cancellationToken },
-                row => index.Add((ulong)row, corpus.AsSpan(row * dimension, dimension)));
-            return index;
-        }
-        catch
-        {
-            index.Dispose();
-            throw;
-        }
-    }
+    public void Dispose() => index.Dispose();
+}
 
-    private static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+public static partial class HnswSearch
+{
+    internal static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         var sum = Vector256<float>.Zero;
         int d = 0;
@@ -94,7 +134,7 @@ public static partial class HnswSearch
     /// The few calls of USearch's C API (usearch.h) we need. The package's managed wrapper reserves capacity inside
     /// every Add, which makes concurrent inserts unsafe; reserving once up front makes them safe.
     /// </summary>
-    private sealed partial class UsearchIndex : IDisposable
+    internal sealed partial class UsearchIndex : IDisposable
     {
         private const string Library = "libusearch_c";
         private const int MetricInnerProduct = 2; // usearch_metric_ip_k: distance = 1 - dot
@@ -123,6 +163,12 @@ public static partial class HnswSearch
             Check(error);
         }
 
+        public void ChangeExpansionSearch(int expansion)
+        {
+            usearch_change_expansion_search(handle, (nuint)expansion, out var error);
+            Check(error);
+        }
+
         public unsafe void Add(ulong key, ReadOnlySpan<float> vector)
         {
             IntPtr error;
@@ -131,7 +177,7 @@ public static partial class HnswSearch
         }
 
         /// <returns>How many hits were written, best (smallest distance) first.</returns>
-        public unsafe int Search(ReadOnlySpan<float> query, ulong[] keys, float[] distances)
+        public unsafe int Search(ReadOnlySpan<float> query, Span<ulong> keys, Span<float> distances)
         {
             nuint found;
             IntPtr error;
@@ -176,6 +222,9 @@ public static partial class HnswSearch
 
         [LibraryImport(Library)]
         private static partial void usearch_reserve(IntPtr index, nuint capacity, out IntPtr error);
+
+        [LibraryImport(Library)]
+        private static partial void usearch_change_expansion_search(IntPtr index, nuint expansion, out IntPtr error);
 
         [LibraryImport(Library)]
         private static unsafe partial void usearch_add(IntPtr index, ulong key, float* vector, int vectorKind, out IntPtr error);
