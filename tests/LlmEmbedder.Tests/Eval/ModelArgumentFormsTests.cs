@@ -1,4 +1,3 @@
-using LlmEmbedder.Tests.Checkpoints;
 using LlmEmbedder.Tests.Checkpoints.Hub;
 using LlmEmbedder.Tests.Cli;
 

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using LlmEmbedder.Checkpoints;
-using LlmEmbedder.Tests.Checkpoints;
 using LlmEmbedder.Tests.Cli;
 using LlmEmbedder.Tests.Eval;
 using LlmEmbedder.Tests.Reference;
