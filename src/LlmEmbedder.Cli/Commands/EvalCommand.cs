@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
+using LlmEmbedder.Data;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
 using Spectre.Console;
@@ -109,14 +110,16 @@ internal static class EvalCommand
         return command;
     }
 
-    /// <summary>A folder as it is (BEIR); a file with the llm-embedder: prefix rule and glob check of training data.</summary>
+    /// <summary>A BEIR folder (the llm-embedder: prefix applied), else one file as --train_data resolves it.</summary>
     private static string ResolveDataPath(string entry, string dataRoot)
     {
-        const string prefix = "llm-embedder:";
-        var path = entry.StartsWith(prefix, StringComparison.Ordinal) ? Path.Combine(dataRoot, entry[prefix.Length..]) : entry;
-        if (Directory.Exists(path)) return path;
-        if (!File.Exists(path)) throw new EmbedderException($"{path}: file or folder not found" + (ReferenceEquals(path, entry) ? "" : $" (from {entry} with --data_root {dataRoot})"));
-        return path;
+        var prefix = TrainingJsonl.DataRootPrefix;
+        var folder = entry.StartsWith(prefix, StringComparison.Ordinal) ? Path.Combine(dataRoot, entry[prefix.Length..]) : entry;
+        if (Directory.Exists(folder)) return folder;
+        if (!File.Exists(folder) && folder.IndexOfAny(['*', '?']) < 0)
+            throw new EmbedderException($"{folder}: file or folder not found" + (ReferenceEquals(folder, entry) ? "" : $" (from {entry} with --data_root {dataRoot})"));
+        var files = TrainingJsonl.ResolveTrainData([entry], dataRoot);
+        return files.Count == 1 ? files[0] : throw new EmbedderException($"{entry}: matches {files.Count} files; give one eval file");
     }
 
     private static string? FirstRowTask(string evalPath)

@@ -50,7 +50,7 @@ public sealed class EvalMineExportBadInputTests : IDisposable
     [Fact]
     public void TinyModelEvaluatesMinesAndExportsWhenNothingIsWrong()
     {
-        var eval = Eval("--eval_data", evalData, "--corpus", corpus);
+        var eval = Eval("--eval_data", "llm-embedder:eval.jsonl", "--corpus", "llm-embedder:corpus.jsonl", "--data_root", dir);
         Assert.True(eval.ExitCode == 0, eval.Stderr);
         Assert.True(File.Exists(Path.Combine(output, "metrics.json")));
 
@@ -91,6 +91,11 @@ public sealed class EvalMineExportBadInputTests : IDisposable
         File.WriteAllText(corpus, "");
         AssertOneErrorLine(Eval("--eval_data", evalData, "--corpus", corpus), "corpus.jsonl: the corpus is empty");
     }
+
+    [Fact]
+    public void MissingEvalFileUnderTheDataRoot() =>
+        AssertOneErrorLine(Eval("--eval_data", "llm-embedder:qa/nq/test.jsonl", "--data_root", dir, "--corpus", corpus),
+            $"{Path.Combine(dir, "qa/nq/test.jsonl")}: file or folder not found (from llm-embedder:qa/nq/test.jsonl with --data_root {dir})");
 
     [Fact]
     public void MalformedEvalLine()
