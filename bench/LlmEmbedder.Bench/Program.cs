@@ -8,6 +8,7 @@ var benchmarks = new Dictionary<string, Action<string[]>>
     ["tokenizer"] = TokenizerBench.Run,
     ["train-step"] = TrainStepBench.Run,
     ["encode"] = EncodeBench.Run,
+    ["eval"] = EvalBench.Run,
 };
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {

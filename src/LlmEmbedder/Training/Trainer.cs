@@ -200,6 +200,11 @@ public sealed class Trainer
     {
         var encoder = SentenceEncoder.Load(dir, settings.Pooling, settings.Metric == DenseMetric.Cos,
             Math.Max(modelArgs.QueryMaxLength, modelArgs.KeyMaxLength));
+        if (encoder.Dense is not null)
+        {
+            encoder.Dispose();
+            throw new EmbedderException($"{dir}: has a Dense layer (dense_pooler.bin or 2_Dense); training with dense pooling is not supported yet");
+        }
         return encoder;
     }
 
