@@ -25,10 +25,13 @@ public sealed class PretrainedArcticFineTuneImprovesTests(ITestOutputHelper outp
     private const int KeyMaxLength = 96;
 
     /// <summary>
-    /// Lowest gain in MRR@10 the fine-tune must reach. Measured gains over seeds 1-5 (lr 1e-4, 30 steps):
-    /// see the report in the commit message; the margin sits well below the smallest.
+    /// Lowest gains in MRR@10 the fine-tune must reach, on all 60 held-out queries and on the 30 about articles never
+    /// in training. Measured with these settings (before 0.1884 for every seed): seeds 42, 1, 2, 3, 4, 5 gained
+    /// +0.248, +0.339, +0.289, +0.304, +0.304, +0.256 overall and +0.254, +0.357, +0.268, +0.347, +0.324, +0.275 on
+    /// unseen articles; the margins sit far below the smallest. (At lr 5e-5 the gain was only +0.14 and +0.18.)
     /// </summary>
     private const double RequiredGain = 0.15;
+    private const double RequiredGainOnUnseenArticles = 0.10;
 
     /// <summary>One query's reciprocal rank moves by at most 1/2 when a near-tie flips: 0.5 / 60 queries.</summary>
     private const double CrossCheckTolerance = 0.01;
@@ -44,6 +47,7 @@ public sealed class PretrainedArcticFineTuneImprovesTests(ITestOutputHelper outp
     {
         var reference = PretrainedOnnxModels.ArcticXs;
         var heldOut = HeldOutSet.Load(DataDir);
+        AssertHeldOutIsHeldOut(heldOut);
         var queries = heldOut.Queries.Select(q => ArcticQueryPrefix + q.Text).ToList();
 
         using var huggingFace = new Tokenizer(reference.TokenizerJsonPath);
@@ -92,12 +96,13 @@ public sealed class PretrainedArcticFineTuneImprovesTests(ITestOutputHelper outp
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"MRR@10 on {heldOut.Queries.Count} held-out queries: before {baseline.Average():F4} (ONNX Runtime; trainer {trainerBefore:F4}), " +
             $"after {after.Average():F4} (saved encoder; trainer {trainerAfter:F4}), gain {after.Average() - baseline.Average():+0.0000;-0.0000}"));
-        foreach (var (label, unseen) in new[] { ("articles seen in training", false), ("articles never in training", true) })
-        {
-            var rows = Enumerable.Range(0, heldOut.Queries.Count).Where(i => heldOut.Queries[i].AboutUnseenArticle == unseen).ToList();
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {label} ({rows.Count} queries): before {rows.Average(i => baseline[i]):F4}, after {rows.Average(i => after[i]):F4}"));
-        }
+        var unseenRows = Enumerable.Range(0, heldOut.Queries.Count).Where(i => heldOut.Queries[i].AboutUnseenArticle).ToList();
+        var seenRows = Enumerable.Range(0, heldOut.Queries.Count).Except(unseenRows).ToList();
+        double unseenBefore = unseenRows.Average(i => baseline[i]), unseenAfter = unseenRows.Average(i => after[i]);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  articles seen in training ({seenRows.Count} queries): before {seenRows.Average(i => baseline[i]):F4}, after {seenRows.Average(i => after[i]):F4}"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  articles never in training ({unseenRows.Count} queries): before {unseenBefore:F4}, after {unseenAfter:F4}"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"training throughput {observer.LastLog!.SamplesPerSecond:F2} samples/s, {observer.LastLog.Elapsed.TotalSeconds:F0} s for {result.Steps} steps"));
 
@@ -106,8 +111,40 @@ public sealed class PretrainedArcticFineTuneImprovesTests(ITestOutputHelper outp
         Assert.InRange(trainerAfter, after.Average() - CrossCheckTolerance, after.Average() + CrossCheckTolerance);
         Assert.True(after.Average() - baseline.Average() >= RequiredGain,
             string.Create(CultureInfo.InvariantCulture, $"MRR@10 {baseline.Average():F4} -> {after.Average():F4}: gain below {RequiredGain}"));
+        Assert.True(unseenAfter - unseenBefore >= RequiredGainOnUnseenArticles,
+            string.Create(CultureInfo.InvariantCulture, $"MRR@10 on unseen articles {unseenBefore:F4} -> {unseenAfter:F4}: gain below {RequiredGainOnUnseenArticles}"));
     }
 
+    /// <summary>
+    /// No held-out query is a training query, and the articles marked unseen occur in no training row, as positive
+    /// or negative, while every other held-out article is a training positive.
+    /// </summary>
+    private static void AssertHeldOutIsHeldOut(HeldOutSet heldOut)
+    {
+        var trainQueries = new HashSet<string>();
+        var trainKeys = new HashSet<string>();
+        var trainPositives = new HashSet<string>();
+        foreach (var line in File.ReadLines(Path.Combine(DataDir, "train.jsonl")))
+        {
+            using var row = JsonDocument.Parse(line);
+            trainQueries.Add(row.RootElement.GetProperty("query").GetString()!);
+            foreach (var field in new[] { "pos", "neg" })
+                foreach (var key in row.RootElement.GetProperty(field).EnumerateArray())
+                {
+                    trainKeys.Add(key.GetString()!);
+                    if (field == "pos") trainPositives.Add(key.GetString()!);
+                }
+        }
+        Assert.All(heldOut.Queries, query =>
+        {
+            Assert.DoesNotContain(query.Text, trainQueries);
+            var article = heldOut.Keys[query.Relevant.Single()];
+            if (query.AboutUnseenArticle) Assert.DoesNotContain(article, trainKeys);
+            else Assert.Contains(article, trainPositives);
+        });
+    }
+
+    /// <summary>42, or LLM_EMBEDDER_FINETUNE_SEED to check the margins on other seeds.</summary>
     private static int Seed => int.TryParse(Environment.GetEnvironmentVariable("LLM_EMBEDDER_FINETUNE_SEED"), out var seed) ? seed : 42;
 
     /// <summary>L2-normalised [CLS] vectors of ONNX Runtime's last_hidden_state, one text per run (no padding).</summary>
