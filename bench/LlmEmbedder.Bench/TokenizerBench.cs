@@ -142,7 +142,7 @@ public static class TokenizerBench
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "LlmEmbedder.slnx")))
-                return Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "fixtures", "bert-base-chinese"));
+                return Path.Combine(dir.FullName, "tests", "fixtures", "bert-base-chinese");
         throw new InvalidOperationException("repository root (LlmEmbedder.slnx) not found; pass --model DIR");
     }
 }

@@ -16,7 +16,7 @@ public static class TrainStepBench
     public static void Run(string[] args)
     {
         string Flag(string name, string fallback) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;
-        var config = BertConfig.Load(Flag("--config", "../shared/fixtures/bge-small-zh-v1.5/config.json"));
+        var config = BertConfig.Load(Flag("--config", "tests/fixtures/bge-small-zh-v1.5/config.json"));
         int batch = int.Parse(Flag("--batch", "16")), group = int.Parse(Flag("--group", "8"));
         int queryLength = int.Parse(Flag("--query-len", "32")), keyLength = int.Parse(Flag("--key-len", "128"));
         int steps = int.Parse(Flag("--steps", "5"));

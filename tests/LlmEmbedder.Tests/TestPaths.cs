@@ -5,8 +5,11 @@ internal static class TestPaths
 {
     public static string RepoRoot { get; } = FindRepoRoot();
 
-    /// <summary>../shared/fixtures beside the repository (the real vocab and configs).</summary>
-    public static string SharedFixtures { get; } = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "fixtures"));
+    /// <summary>
+    /// tests/fixtures: a committed copy of the project's shared fixtures (the real bert-base-chinese vocab and the
+    /// bge-*-zh-v1.5 configs), so a clone tests the same way wherever it is checked out.
+    /// </summary>
+    public static string SharedFixtures { get; } = Path.Combine(RepoRoot, "tests", "fixtures");
 
     public static string ChineseVocabDir => Path.Combine(SharedFixtures, "bert-base-chinese");
 
