@@ -16,6 +16,7 @@ namespace LlmEmbedder.Tests.Training.PretrainedFineTune;
 /// this class's own brute-force ranking; the trainer's own "before" evaluation must agree with it, and the saved
 /// encoder must reproduce the trainer's "after" evaluation.
 /// </summary>
+[Collection(HeavyTests.Name)]
 public sealed class PretrainedArcticFineTuneImprovesTests(ITestOutputHelper output) : IDisposable
 {
     /// <summary>Arctic-embed's documented query prefix; the "bge" instruction version must add the same one.</summary>
