@@ -68,13 +68,13 @@ internal static class EvalCommand
         };
         command.SetAction(parsed =>
         {
-            var evalPath = ResolveDataPath(parsed.GetRequiredValue(evalData), parsed.GetRequiredValue(dataRoot));
-            var corpusPath = parsed.GetValue(corpus) is { } c ? ResolveDataPath(c, parsed.GetRequiredValue(dataRoot)) : null;
+            var evalPath = EncoderEvaluator.ResolveDataPath(parsed.GetRequiredValue(evalData), parsed.GetRequiredValue(dataRoot));
+            var corpusPath = parsed.GetValue(corpus) is { } c ? EncoderEvaluator.ResolveDataPath(c, parsed.GetRequiredValue(dataRoot)) : null;
             var template = parsed.GetRequiredValue(keyTemplate);
             var dataset = RetrievalDataset.Load(evalPath, corpusPath, parsed.GetRequiredValue(split), template);
             // As run_dense.py: without --task, the eval file's first row's "task" chooses the instruction.
             var instruction = InstructionArgument.Resolve(parsed.GetValue(version), parsed.GetValue(task), parsed.GetValue(instructionFile),
-                parsed.GetValue(version) is not null && File.Exists(evalPath) ? FirstRowTask(evalPath) : null);
+                parsed.GetValue(version) is not null && File.Exists(evalPath) ? EncoderEvaluator.FirstRowTask(evalPath) : null);
             var settings = new EvaluationSettings(instruction, template, parsed.GetRequiredValue(metrics), parsed.GetRequiredValue(cutoffs),
                 parsed.GetValue(hits), parsed.GetValue(batchSize), VectorSearch.Parse(parsed.GetRequiredValue(index)));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
@@ -108,35 +108,6 @@ internal static class EvalCommand
             return 0;
         });
         return command;
-    }
-
-    /// <summary>A BEIR folder (the llm-embedder: prefix applied), else one file as --train_data resolves it.</summary>
-    private static string ResolveDataPath(string entry, string dataRoot)
-    {
-        var prefix = TrainingJsonl.DataRootPrefix;
-        var folder = entry.StartsWith(prefix, StringComparison.Ordinal) ? Path.Combine(dataRoot, entry[prefix.Length..]) : entry;
-        if (Directory.Exists(folder)) return folder;
-        if (!File.Exists(folder) && folder.IndexOfAny(['*', '?']) < 0)
-            throw new EmbedderException($"{folder}: file or folder not found" + (ReferenceEquals(folder, entry) ? "" : $" (from {entry} with --data_root {dataRoot})"));
-        var files = TrainingJsonl.ResolveTrainData([entry], dataRoot);
-        return files.Count == 1 ? files[0] : throw new EmbedderException($"{entry}: matches {files.Count} files; give one eval file");
-    }
-
-    private static string? FirstRowTask(string evalPath)
-    {
-        var first = File.ReadLines(evalPath).FirstOrDefault();
-        if (string.IsNullOrWhiteSpace(first)) return null;
-        try
-        {
-            using var row = JsonDocument.Parse(first);
-            return row.RootElement.ValueKind == JsonValueKind.Object && row.RootElement.TryGetProperty("task", out var task) && task.ValueKind == JsonValueKind.String
-                ? task.GetString()
-                : null;
-        }
-        catch (JsonException)
-        {
-            return null; // the dataset reader has already reported a malformed line
-        }
     }
 
     private static ModelEvaluationResult Evaluate(

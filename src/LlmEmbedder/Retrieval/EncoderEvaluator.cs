@@ -32,8 +32,8 @@ public sealed class EncoderEvaluator : IEncoderEvaluator
     public static EncoderEvaluator? FromArguments(ModelArguments args)
     {
         if (args.EvalData is null) return null;
-        var evalData = TrainingJsonl.ResolveTrainData([args.EvalData], args.DataRoot)[0];
-        var corpus = args.Corpus is null ? null : TrainingJsonl.ResolveTrainData([args.Corpus], args.DataRoot)[0];
+        var evalData = ResolveDataPath(args.EvalData, args.DataRoot);
+        var corpus = args.Corpus is null ? null : ResolveDataPath(args.Corpus, args.DataRoot);
         var dataset = RetrievalDataset.Load(evalData, corpus, keyTemplate: args.KeyTemplate);
         Instruction? instruction = null;
         if (args.AddInstruction && FirstRowTask(evalData) is { } task)
@@ -53,13 +53,34 @@ public sealed class EncoderEvaluator : IEncoderEvaluator
         return RetrievalEvaluation.Run(dataset, queryEmbeddings, keyEmbeddings, queryEncoder.Dimension, hits, metrics, cutoffs).Metrics.Values;
     }
 
-    private static string? FirstRowTask(string evalData)
+    /// <summary>A BEIR folder (the llm-embedder: prefix applied), else one file as --train_data resolves it.</summary>
+    public static string ResolveDataPath(string entry, string dataRoot)
+    {
+        var prefix = TrainingJsonl.DataRootPrefix;
+        var folder = entry.StartsWith(prefix, StringComparison.Ordinal) ? Path.Combine(dataRoot, entry[prefix.Length..]) : entry;
+        if (Directory.Exists(folder)) return folder;
+        if (!File.Exists(folder) && folder.IndexOfAny(['*', '?']) < 0)
+            throw new EmbedderException($"{folder}: file or folder not found" + (ReferenceEquals(folder, entry) ? "" : $" (from {entry} with --data_root {dataRoot})"));
+        var files = TrainingJsonl.ResolveTrainData([entry], dataRoot);
+        return files.Count == 1 ? files[0] : throw new EmbedderException($"{entry}: matches {files.Count} files; give one eval file");
+    }
+
+    /// <summary>The "task" of an eval file's first row (it selects the instruction, as in run_dense.py); null for a folder or none.</summary>
+    public static string? FirstRowTask(string evalData)
     {
         if (Directory.Exists(evalData)) return null;
-        using var reader = new StreamReader(evalData);
-        var first = reader.ReadLine();
+        var first = File.ReadLines(evalData).FirstOrDefault();
         if (string.IsNullOrWhiteSpace(first)) return null;
-        using var row = JsonDocument.Parse(first);
-        return row.RootElement.TryGetProperty("task", out var task) && task.ValueKind == JsonValueKind.String ? task.GetString() : null;
+        try
+        {
+            using var row = JsonDocument.Parse(first);
+            return row.RootElement.ValueKind == JsonValueKind.Object && row.RootElement.TryGetProperty("task", out var task) && task.ValueKind == JsonValueKind.String
+                ? task.GetString()
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null; // the dataset reader reports a malformed line with its file and line
+        }
     }
 }
