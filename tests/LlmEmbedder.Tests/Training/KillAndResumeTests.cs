@@ -57,7 +57,10 @@ public sealed class KillAndResumeTests : IDisposable
         Assert.Equal(expected.Select(p => p.Step), actual.Select(p => p.Step));
         for (int i = 0; i < expected.Count; i++)
         {
-            Assert.True(Math.Abs(expected[i].Loss - actual[i].Loss) <= 1e-6,
+            // Equal to float32 rounding: resumed from some steps, a loss differs in its last bits (seen: 4.3e-6 on 4.51,
+            // 9.5e-7 relative), as libtorch's CPU kernels take layout-dependent paths; any state not restored shows up
+            // as a difference of 1e-2 or more at the second resumed step.
+            Assert.True(Math.Abs(expected[i].Loss - actual[i].Loss) <= 1e-5 * Math.Max(1.0, Math.Abs(expected[i].Loss)),
                 $"step {expected[i].Step}: uninterrupted loss {expected[i].Loss} vs resumed {actual[i].Loss} (resumed from step {resumedFrom})");
             Assert.Equal(expected[i].LearningRate, actual[i].LearningRate, 12);
         }
