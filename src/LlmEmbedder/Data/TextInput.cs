@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace LlmEmbedder.Data;
 
 /// <summary>Texts to embed: one per line of a .txt file (split on '\n' only), or the "text" field of each .jsonl row.</summary>
@@ -15,29 +13,12 @@ public static class TextInput
     public static List<string> Read(string path)
     {
         if (!File.Exists(path)) throw new EmbedderException($"{path}: input file not found");
-        var lines = SplitLines(File.ReadAllText(path));
-        if (lines.Length == 0) throw new EmbedderException($"{path}: input file is empty (no texts)");
-        if (!path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase)) return [.. lines];
-
-        var texts = new List<string>(lines.Length);
-        for (int i = 0; i < lines.Length; i++)
-        {
-            if (string.IsNullOrWhiteSpace(lines[i]))
-                throw EmbedderException.AtLine(path, i + 1, "empty line (every line must be a JSON object with a \"text\" field)");
-            try
-            {
-                using var row = JsonDocument.Parse(lines[i]);
-                if (row.RootElement.ValueKind != JsonValueKind.Object)
-                    throw EmbedderException.AtLine(path, i + 1, "not a JSON object");
-                if (!row.RootElement.TryGetProperty("text", out var text) || text.ValueKind != JsonValueKind.String)
-                    throw EmbedderException.AtLine(path, i + 1, "no \"text\" string field");
-                texts.Add(text.GetString()!);
-            }
-            catch (JsonException e)
-            {
-                throw EmbedderException.AtLine(path, i + 1, $"malformed JSON ({e.Message})");
-            }
-        }
+        var texts = new List<string>();
+        if (path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase))
+            JsonlFile.ForEachObject(path, (line, row) => texts.Add(JsonlFile.RequiredString(row, "text", path, line)));
+        else
+            texts.AddRange(SplitLines(File.ReadAllText(path)));
+        if (texts.Count == 0) throw new EmbedderException($"{path}: input file is empty (no texts)");
         return texts;
     }
 }

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace LlmEmbedder.Retrieval;
+namespace LlmEmbedder;
 
 /// <summary>Reads a JSONL file one object per line, turning every malformed line into a "file:line: what" error.</summary>
 internal static class JsonlFile
