@@ -8,6 +8,11 @@ Usage:
       Reads EXPORT_DIR/modules.json as sentence-transformers does and applies the modules after Pooling to the pooled
       vectors in POOLED.npy: Dense (config.json + model.safetensors "linear.weight"/"linear.bias", read with numpy)
       and Normalize. Writes OUT.npy and prints {"modules": [...], "max_weight_difference": max |W_export - W_bin|}.
+  /usr/bin/python3 dense_pooler_reference.py read DENSE_POOLER.bin OUT.npy
+      Loads the file as run_dense.py does (torch.load, then load_state_dict into a bias-free torch.nn.Linear, strict),
+      writes the weight to OUT.npy and prints {"keys": [...], "dtype": "...", "shape": [...]}.
+  /usr/bin/python3 dense_pooler_reference.py apply DENSE_POOLER.bin POOLED.npy OUT.npy
+      The reference's encode after pooling with a dense pooler and the cos metric: normalize(dense_pooler(pooled)).
 """
 import json
 import os
@@ -27,6 +32,28 @@ def write(out, dim, seed):
     torch.manual_seed(seed)
     pooler = torch.nn.Linear(dim, dim, bias=False)
     torch.save(pooler.state_dict(), out)
+
+
+def load_pooler(path):
+    state = torch.load(path, map_location="cpu")
+    dim = state["weight"].shape[1]
+    pooler = torch.nn.Linear(dim, dim, bias=False)
+    pooler.load_state_dict(state)
+    return state, pooler
+
+
+def read(path, out_path):
+    state, pooler = load_pooler(path)
+    np.save(out_path, pooler.weight.detach().numpy())
+    weight = state["weight"]
+    print(json.dumps({"keys": list(state.keys()), "dtype": str(weight.dtype), "shape": list(weight.shape)}))
+
+
+def apply(path, pooled_path, out_path):
+    _, pooler = load_pooler(path)
+    with torch.no_grad():
+        projected = pooler(torch.from_numpy(np.load(pooled_path)))
+        np.save(out_path, torch.nn.functional.normalize(projected, dim=-1).numpy())
 
 
 def read_safetensors(path):
@@ -78,6 +105,10 @@ def main():
     torch.set_num_threads(1)
     if sys.argv[1] == "write":
         write(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "read":
+        read(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "apply":
+        apply(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "pipeline":
         pipeline(*sys.argv[2:6])
     else:

@@ -21,7 +21,10 @@ public sealed class SentenceEncoder : IDisposable
     public EncoderSettings Settings { get; }
 
     /// <summary>The projection after pooling (sentence-transformers Dense, or the reference's dense pooler), if any.</summary>
-    public DenseLayer? Dense { get; }
+    public DenseLayer? Dense { get; private set; }
+
+    // False when the Dense layer is borrowed from another encoder (the key side shares the query side's dense pooler).
+    private bool ownsDense = true;
 
     public int Dimension => Dense?.OutFeatures ?? Model.Config.HiddenSize;
 
@@ -92,7 +95,7 @@ public sealed class SentenceEncoder : IDisposable
         var ids = tensor(batch.InputIds, [batch.BatchSize, batch.SequenceLength], device: device);
         var mask = tensor(batch.AttentionMask, [batch.BatchSize, batch.SequenceLength], device: device);
         var pooled = Pooling.Apply(model.call(ids, mask), mask, pooling);
-        if (dense is not null) pooled = dense.Apply(pooled);
+        if (dense is not null) pooled = dense.call(pooled);
         return normalize ? nn.functional.normalize(pooled, p: 2, dim: -1) : pooled;
     }
 
@@ -125,89 +128,35 @@ public sealed class SentenceEncoder : IDisposable
         return output;
     }
 
-    /// <summary>Writes a plain Hugging Face BERT folder: config.json, model.safetensors (no pooler) and the tokenizer files.</summary>
+    /// <summary>
+    /// Puts <paramref name="dense"/> after pooling in place of the current Dense layer (disposed if owned).
+    /// With <paramref name="owned"/> false the caller keeps ownership: how untied encoders share one dense pooler.
+    /// </summary>
+    public void SetDense(DenseLayer dense, bool owned)
+    {
+        if (dense.InFeatures != Model.Config.HiddenSize)
+            throw new EmbedderException($"the Dense layer takes {dense.InFeatures} features but the model's hidden size is {Model.Config.HiddenSize}");
+        if (ownsDense && !ReferenceEquals(Dense, dense)) Dense?.Dispose();
+        Dense = dense;
+        ownsDense = owned;
+    }
+
+    /// <summary>
+    /// Writes a plain Hugging Face BERT folder: config.json, model.safetensors (no pooler), the tokenizer files,
+    /// and dense_pooler.bin when the encoder has a dense pooler (as run_dense.py saves it).
+    /// </summary>
     public void SaveHuggingFace(string directory)
     {
         Directory.CreateDirectory(directory);
         Model.Config.Save(Path.Combine(directory, "config.json"));
         WeightFiles.SaveSafetensors(directory, Model.state_dict());
         Tokenizer.Save(directory);
+        Dense?.SaveDensePooler(Path.Combine(directory, DensePoolerFile));
     }
 
     public void Dispose()
     {
-        Dense?.Dispose();
+        if (ownsDense) Dense?.Dispose();
         Model.Dispose();
-    }
-}
-
-/// <summary>y = activation(x·Wᵀ + b) after pooling: sentence-transformers' Dense module, or the reference's dense pooler.</summary>
-public sealed class DenseLayer : IDisposable
-{
-    /// <summary>[out, in], float32.</summary>
-    public Tensor Weight { get; }
-    public Tensor? Bias { get; }
-    public DenseActivation Activation { get; }
-    public int InFeatures => (int)Weight.shape[1];
-    public int OutFeatures => (int)Weight.shape[0];
-
-    public DenseLayer(Tensor weight, Tensor? bias = null, DenseActivation activation = DenseActivation.Identity)
-    {
-        if (weight.dim() != 2) throw new EmbedderException($"a Dense weight must be a matrix [out, in], got shape [{string.Join(", ", weight.shape)}]");
-        if (bias is not null && (bias.dim() != 1 || bias.shape[0] != weight.shape[0]))
-            throw new EmbedderException($"a Dense bias must have {weight.shape[0]} values, got shape [{string.Join(", ", bias.shape)}]");
-        Weight = weight.to(ScalarType.Float32).detach().DetachFromDisposeScope();
-        Bias = bias?.to(ScalarType.Float32).detach().DetachFromDisposeScope();
-        Activation = activation;
-    }
-
-    /// <summary>The reference's dense_pooler.bin: {"weight": [d, d]}, no bias.</summary>
-    public static DenseLayer LoadDensePooler(string path)
-    {
-        var tensors = WeightFiles.LoadFile(path);
-        try
-        {
-            if (tensors.Count != 1 || !tensors.TryGetValue("weight", out var weight))
-                throw new EmbedderException($"{path}: expected one tensor \"weight\" (a bias-free Linear), found [{string.Join(", ", tensors.Keys)}]");
-            return new DenseLayer(weight);
-        }
-        finally
-        {
-            foreach (var tensor in tensors.Values) tensor.Dispose();
-        }
-    }
-
-    /// <summary>A sentence-transformers Dense module folder ("linear.weight", "linear.bias").</summary>
-    public static DenseLayer Load(DenseModuleConfig config)
-    {
-        var tensors = WeightFiles.Load(config.Directory);
-        try
-        {
-            if (!tensors.TryGetValue("linear.weight", out var weight))
-                throw new EmbedderException($"{config.Directory}: the Dense weights have no \"linear.weight\" (found [{string.Join(", ", tensors.Keys)}])");
-            if (weight.dim() != 2 || weight.shape[0] != config.OutFeatures || weight.shape[1] != config.InFeatures)
-                throw new EmbedderException($"{config.Directory}: linear.weight has shape [{string.Join(", ", weight.shape)}], config.json says [{config.OutFeatures}, {config.InFeatures}]");
-            Tensor? bias = null;
-            if (config.Bias && !tensors.TryGetValue("linear.bias", out bias))
-                throw new EmbedderException($"{config.Directory}: config.json says bias but the weights have no \"linear.bias\"");
-            return new DenseLayer(weight, bias, config.Activation);
-        }
-        finally
-        {
-            foreach (var tensor in tensors.Values) tensor.Dispose();
-        }
-    }
-
-    public Tensor Apply(Tensor pooled)
-    {
-        var weight = Weight.to(pooled.dtype, pooled.device);
-        var projected = Bias is null ? pooled.matmul(weight.t()) : nn.functional.linear(pooled, weight, Bias.to(pooled.dtype, pooled.device));
-        return Activation == DenseActivation.Tanh ? projected.tanh() : projected;
-    }
-
-    public void Dispose()
-    {
-        Weight.Dispose();
-        Bias?.Dispose();
     }
 }

@@ -60,9 +60,13 @@ public sealed class Trainer
         using var keyEncoder = modelArgs.TieEncoders ? null
             : LoadEncoder(resumeFrom is null ? resolveModel(modelArgs.KeyEncoder) : CheckpointEncoderDir(resumeFrom, "key"), settings);
         var keySide = keyEncoder ?? queryEncoder;
+        var densePooler = settings.DensePooling ? StartDensePooler(queryEncoder, resumeFrom is null ? resolveModel(modelArgs.QueryEncoder) : null) : null;
+        // One dense pooler for both sides, as in the reference (it belongs to the retriever, not to an encoder).
+        if (densePooler is not null) keyEncoder?.SetDense(densePooler, owned: false);
 
         var parameters = queryEncoder.Model.named_parameters()
-            .Concat(keyEncoder?.Model.named_parameters() ?? []).ToList();
+            .Concat(keyEncoder?.Model.named_parameters() ?? [])
+            .Concat(densePooler?.named_parameters().Select(p => (name: "dense_pooler." + p.name, p.parameter)) ?? []).ToList();
         using var optimizer = AdamWWithDecayGroups.Create(parameters.Select(p => (p.name, p.parameter)), trainArgs.LearningRate, trainArgs.WeightDecay);
         var schedule = LinearWarmupSchedule.FromRatio(trainArgs.LearningRate, trainArgs.WarmupRatio, totalSteps);
         var computeDtype = MixedPrecisionModel.ParseDtype(modelArgs.Dtype);
@@ -159,7 +163,7 @@ public sealed class Trainer
         return new TrainingResult(trainArgs.OutputDir, lastStep, lossHistory, metricsBefore, metricsAfter);
     }
 
-    private sealed record EncodingSettings(PoolingMethod Pooling, DenseMetric Metric);
+    private sealed record EncodingSettings(PoolingMethod Pooling, DenseMetric Metric, bool DensePooling);
 
     private EncodingSettings ValidateArguments()
     {
@@ -173,8 +177,9 @@ public sealed class Trainer
         if (modelArgs.TruncationSide is not ("right" or "left")) throw new EmbedderException($"--truncation_side '{modelArgs.TruncationSide}': expected right or left");
         MixedPrecisionModel.ParseDtype(modelArgs.Dtype);
         if (trainArgs.GradientCheckpointing) throw new EmbedderException("--gradient_checkpointing is not supported yet");
-        if (modelArgs.PoolingMethod.Contains("dense"))
-            throw new EmbedderException("--pooling_method dense is not supported yet (cls or mean)");
+        if (modelArgs.PoolingMethod.FirstOrDefault(p => p is not ("cls" or "mean" or "dense")) is { } unknown)
+            throw new EmbedderException($"--pooling_method '{unknown}': expected cls or mean, optionally with dense (e.g. --pooling_method cls dense)");
+        // As the reference: mean wins over cls; dense projects whichever was pooled (dense alone pools CLS).
         var pooling = modelArgs.PoolingMethod.Contains("mean") ? PoolingMethod.Mean : PoolingMethod.Cls;
         var metric = modelArgs.DenseMetric switch
         {
@@ -183,7 +188,7 @@ public sealed class Trainer
             "l2" => DenseMetric.L2,
             _ => throw new EmbedderException($"--dense_metric '{modelArgs.DenseMetric}': expected cos, ip or l2"),
         };
-        return new EncodingSettings(pooling, metric);
+        return new EncodingSettings(pooling, metric, modelArgs.PoolingMethod.Contains("dense"));
     }
 
     private TrainingData LoadData() => TrainingData.Load(new TrainingDataOptions(
@@ -200,12 +205,36 @@ public sealed class Trainer
     {
         var encoder = SentenceEncoder.Load(dir, settings.Pooling, settings.Metric == DenseMetric.Cos,
             Math.Max(modelArgs.QueryMaxLength, modelArgs.KeyMaxLength));
-        if (encoder.Dense is not null)
+        string? problem = encoder.Dense switch
+        {
+            null => null,
+            { IsDensePooler: false } dense => $"{dir}: its Dense layer ([{dense.OutFeatures}, {dense.InFeatures}], " +
+                                              $"{(dense.Bias is null ? "no bias" : "with bias")}, {dense.Activation}) is not the square bias-free dense pooler that training updates",
+            _ when !settings.DensePooling => $"{dir}: has a dense pooler (dense_pooler.bin or 2_Dense); add dense to --pooling_method " +
+                                             "(e.g. --pooling_method cls dense) to train it, or remove it from the folder",
+            _ => null,
+        };
+        if (problem is not null)
         {
             encoder.Dispose();
-            throw new EmbedderException($"{dir}: has a Dense layer (dense_pooler.bin or 2_Dense); training with dense pooling is not supported yet");
+            throw new EmbedderException(problem);
         }
         return encoder;
+    }
+
+    /// <summary>
+    /// The dense pooler trained with --pooling_method dense: the query encoder's (its folder's dense_pooler.bin or
+    /// 2_Dense), else a fresh one seeded from --seed, like the reference's randomly initialised torch.nn.Linear.
+    /// </summary>
+    private DenseLayer StartDensePooler(SentenceEncoder queryEncoder, string? startFolder)
+    {
+        if (queryEncoder.Dense is { } loaded) return loaded;
+        if (startFolder is null) throw new EmbedderException("the checkpoint has no dense_pooler.bin although --pooling_method has dense");
+        observer.Message($"{startFolder}: no {SentenceEncoder.DensePoolerFile}; the dense pooler starts from random weights (seed {trainArgs.Seed})");
+        using var generator = new Generator((ulong)trainArgs.Seed);
+        var pooler = DenseLayer.CreateDensePooler(queryEncoder.Model.Config.HiddenSize, generator);
+        queryEncoder.SetDense(pooler, owned: true);
+        return pooler;
     }
 
     private static string CheckpointEncoderDir(string checkpoint, string side)
@@ -224,8 +253,8 @@ public sealed class Trainer
         var queryTokens = Truncating(queryEncoder.Tokenizer).EncodeBatch(groups.Select(g => g.Query).ToList(), modelArgs.QueryMaxLength);
         var keyTokens = Truncating(keyEncoder.Tokenizer).EncodeBatch(groups.SelectMany(g => g.Keys).ToList(), modelArgs.KeyMaxLength);
         // The loss normalises for cos itself, in fp32.
-        var queries = SentenceEncoder.Embed(queryModel, queryTokens, settings.Pooling, normalize: false).to(ScalarType.Float32);
-        var keys = SentenceEncoder.Embed(keyModel, keyTokens, settings.Pooling, normalize: false).to(ScalarType.Float32);
+        var queries = SentenceEncoder.Embed(queryModel, queryTokens, settings.Pooling, normalize: false, queryEncoder.Dense).to(ScalarType.Float32);
+        var keys = SentenceEncoder.Embed(keyModel, keyTokens, settings.Pooling, normalize: false, keyEncoder.Dense).to(ScalarType.Float32);
         Tensor? teacher = groups.All(g => g.TeacherScores is not null)
             ? tensor(groups.SelectMany(g => g.TeacherScores!).ToArray(), [groups.Count, trainArgs.TrainGroupSize])
             : null;
