@@ -12,5 +12,8 @@ var root = new RootCommand("LlmEmbedder.NET: fine-tune, evaluate, convert and se
     EvalCommand.Create(),
     MineCommand.Create(),
     ExportCommand.Create(),
+    CollectivesCheckCommand.Create(),
 };
-return CommandRunner.Invoke(root, args);
+// Under mpirun every rank parses the same arguments: one copy of a usage error is enough.
+if (DistributedLaunch.LaunchRank != 0 && root.Parse(args).Errors.Count > 0) return CommandRunner.UserError;
+return DistributedLaunch.Finish(CommandRunner.Invoke(root, args));

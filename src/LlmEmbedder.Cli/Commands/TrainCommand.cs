@@ -12,26 +12,39 @@ internal static class TrainCommand
         var command = new Command("train", "Fine-tune an embedding model (the LLM-Embedder run_dense recipe). No flags: the embedded default on samples/.");
         var modelBinder = new ArgumentsBinder<ModelArguments>(command);
         var trainingBinder = new ArgumentsBinder<TrainingArguments>(command);
-        command.SetAction(parsed =>
+        command.SetAction(parsed => DistributedLaunch.Run(processGroup =>
         {
             bool embeddedDefault = parsed.Tokens.All(t => t.Type == System.CommandLine.Parsing.TokenType.Command);
             var (modelArgs, trainArgs) = embeddedDefault
-                ? EmbeddedDefault.Arguments()
+                ? DistributedLaunch.RankZeroFirst(processGroup, EmbeddedDefault.Arguments)
                 : (modelBinder.Bind(parsed), trainingBinder.Bind(parsed));
-            if (embeddedDefault)
+            // Under mpirun only rank 0 prints (the others' messages would repeat it).
+            bool quiet = processGroup.Rank != 0;
+            if (embeddedDefault && !quiet)
                 AnsiConsole.MarkupLine($"[bold]Embedded default run[/]: a small BERT with the Chinese vocabulary, fine-tuned on the sample data in samples/ " +
                     $"(output in [blue]{Markup.Escape(trainArgs.OutputDir)}[/]). Run [grey]llm-embedder train --help[/] for the flags.");
             var evaluator = LlmEmbedder.Retrieval.EncoderEvaluator.FromArguments(modelArgs);
-            var trainer = new Trainer(modelArgs, trainArgs, new ConsoleTrainingObserver(), ModelArgument.Resolve);
+            var trainer = new Trainer(modelArgs, trainArgs, quiet ? new SilentTrainingObserver() : new ConsoleTrainingObserver(), ModelArgument.Resolve, processGroup);
             var result = trainer.Run(evaluator);
+            if (quiet) return 0;
             if (result.MetricsBefore is { } before && result.MetricsAfter is { } after)
                 ConsoleTrainingObserver.PrintComparison(before, after);
             AnsiConsole.MarkupLine($"done: {result.Steps} steps; model in [blue]{Markup.Escape(Path.Combine(result.OutputDir, modelArgs.TieEncoders ? "encoder" : "query_encoder"))}[/], " +
                 $"loss curve in [blue]{Markup.Escape(Path.Combine(result.OutputDir, "loss.png"))}[/]");
             return 0;
-        });
+        }));
         return command;
     }
+}
+
+/// <summary>The observer of ranks other than 0 under mpirun: rank 0 reports for the job.</summary>
+internal sealed class SilentTrainingObserver : ITrainingObserver
+{
+    public void Message(string text) { }
+
+    public void Step(TrainingStepLog log, bool logged) { }
+
+    public void Evaluated(int step, string label, IReadOnlyDictionary<string, double> metrics) { }
 }
 
 /// <summary>Progress on the console: a line per logging step, a table of metrics before/after.</summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmEmbedder.Data;
+using LlmEmbedder.Distributed;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Tokenization;
 using LlmEmbedder.Training.Checkpointing;
@@ -33,14 +34,21 @@ public sealed class Trainer
     private readonly TrainingArguments trainArgs;
     private readonly ITrainingObserver observer;
     private readonly Func<string, string> resolveModel;
+    private readonly IProcessGroup processGroup;
 
-    public Trainer(ModelArguments modelArgs, TrainingArguments trainArgs, ITrainingObserver observer, Func<string, string> resolveModel)
+    /// <param name="processGroup">The ranks of an mpirun job (data-parallel: each rank trains on its slice of every
+    /// global batch; only rank 0 writes output_dir and evaluates); null = one process.</param>
+    public Trainer(ModelArguments modelArgs, TrainingArguments trainArgs, ITrainingObserver observer, Func<string, string> resolveModel,
+        IProcessGroup? processGroup = null)
     {
         this.modelArgs = modelArgs;
         this.trainArgs = trainArgs;
         this.observer = observer;
         this.resolveModel = resolveModel;
+        this.processGroup = processGroup ?? new SingleProcess();
     }
+
+    private bool WritesOutput => processGroup.Rank == 0;
 
     public TrainingResult Run(IEncoderEvaluator? evaluator = null)
     {
@@ -49,7 +57,7 @@ public sealed class Trainer
         var data = LoadData();
         var sampler = new BatchSampler(
             trainArgs.InbatchSameDataset is { } mode ? InBatchSameDatasetNames.Parse(mode) : InBatchSameDataset.None,
-            data.Spans, trainArgs.PerDeviceTrainBatchSize, worldSize: 1, rank: 0, trainArgs.Seed);
+            data.Spans, trainArgs.PerDeviceTrainBatchSize, processGroup.WorldSize, processGroup.Rank, trainArgs.Seed);
         int stepsPerEpoch = Math.Max(1, sampler.StepsPerEpoch / trainArgs.GradientAccumulationSteps);
         int totalSteps = trainArgs.MaxSteps > 0 ? trainArgs.MaxSteps : (int)Math.Ceiling(trainArgs.NumTrainEpochs * stepsPerEpoch);
         if (sampler.StepsPerEpoch == 0)
@@ -87,8 +95,11 @@ public sealed class Trainer
             observer.Message($"resumed from {resumeFrom} at step {startStep}");
         }
 
-        Directory.CreateDirectory(trainArgs.OutputDir);
-        var tensorboard = trainArgs.ReportTo == "tensorboard"
+        // Every rank read the same data and checkpoint; a rank that failed above reports it, the others stop here.
+        if (processGroup.AgreeOnStartup(failedHere: false) is { } failedRank) throw new StartupFailedElsewhereException(failedRank);
+        if (!WritesOutput) evaluator = null;
+        if (WritesOutput) Directory.CreateDirectory(trainArgs.OutputDir);
+        var tensorboard = trainArgs.ReportTo == "tensorboard" && WritesOutput
             ? utils.tensorboard.SummaryWriter(Path.Combine(trainArgs.OutputDir, "runs")) : null;
         DescribeRun(data, sampler, totalSteps, stepsPerEpoch, computeDtype);
 
@@ -104,8 +115,8 @@ public sealed class Trainer
         for (int step = startStep + 1; step <= lastStep; step++)
         {
             using var scope = NewDisposeScope();
-            // Dropout masks depend only on (seed, step), so a resumed run draws the same ones.
-            manual_seed(trainArgs.Seed * 1_000_003L + step);
+            // Dropout masks depend only on (seed, step, rank), so a resumed run draws the same ones; rank 0 draws a single process's.
+            manual_seed(trainArgs.Seed * 1_000_003L + step + processGroup.Rank * 1_000_000_007L);
             double stepLoss = 0;
             for (int micro = 0; micro < trainArgs.GradientAccumulationSteps; micro++)
             {
@@ -118,6 +129,8 @@ public sealed class Trainer
             }
             queryCompute.MoveGradientsToMaster();
             keyCompute?.MoveGradientsToMaster();
+            processGroup.AllReduceMeanGradients(parameters.Select(p => p.parameter));
+            if (processGroup.WorldSize > 1) stepLoss = processGroup.AllReduceMean(stepLoss);
             double gradNorm = nn.utils.clip_grad_norm_(parameters.Select(p => p.parameter), trainArgs.MaxGradNorm);
             double learningRate = schedule.LearningRateAt(step - 1);
             foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
@@ -145,7 +158,11 @@ public sealed class Trainer
                 stepsSinceLog = 0;
             }
             if (trainArgs.SaveSteps > 0 && step % trainArgs.SaveSteps == 0 && step < lastStep)
-                SaveCheckpoint(step, totalSteps, queryEncoder, keyEncoder, optimizer, sampler, lossHistory);
+            {
+                if (WritesOutput) SaveCheckpoint(step, totalSteps, queryEncoder, keyEncoder, optimizer, sampler, lossHistory);
+                // No rank runs ahead of a checkpoint that is still being written.
+                processGroup.Barrier();
+            }
             if (trainArgs.EvalSteps > 0 && step % trainArgs.EvalSteps == 0 && step < lastStep)
             {
                 Evaluate(evaluator, queryEncoder, keySide, step, $"step {step}", tensorboard);
@@ -156,9 +173,12 @@ public sealed class Trainer
         queryCompute.Train(false);
         keyCompute?.Train(false);
 
-        SaveFinal(queryEncoder, keyEncoder);
-        new TrainerState(lastStep, totalSteps, sampler.State, lossHistory).Save(Path.Combine(trainArgs.OutputDir, CheckpointFolders.TrainerStateFile));
-        LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), lossHistory);
+        if (WritesOutput)
+        {
+            SaveFinal(queryEncoder, keyEncoder);
+            new TrainerState(lastStep, totalSteps, sampler.State, lossHistory).Save(Path.Combine(trainArgs.OutputDir, CheckpointFolders.TrainerStateFile));
+            LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), lossHistory);
+        }
         var metricsAfter = Evaluate(evaluator, queryEncoder, keySide, lastStep, "after training", tensorboard);
         return new TrainingResult(trainArgs.OutputDir, lastStep, lossHistory, metricsBefore, metricsAfter);
     }
@@ -268,7 +288,12 @@ public sealed class Trainer
             StudentTemperature = config.StudentTemperature,
             StableDistill = config.StableDistill,
         });
-        return loss.Compute(queries, keys, teacher);
+        // negative_cross_device: every rank's loss is over the global batch, through its own shard (SPEC.md 2.4).
+        var global = trainArgs.NegativeCrossDevice && processGroup.WorldSize > 1
+            ? CrossDeviceBatch.FromShards(processGroup.Rank, queries, keys, teacher,
+                processGroup.AllGather(queries), processGroup.AllGather(keys), teacher is null ? null : processGroup.AllGather(teacher))
+            : null;
+        return loss.Compute(queries, keys, teacher, global);
     }
 
     private BertTokenizer Truncating(BertTokenizer tokenizer) =>

@@ -1,0 +1,130 @@
+using LlmEmbedder.Tests.Cli;
+using LlmEmbedder.Tests.Training;
+using LlmEmbedder.Training.Checkpointing;
+
+namespace LlmEmbedder.Tests.Distributed;
+
+/// <summary>
+/// <c>mpirun -np 2 llm-embedder train</c> against a single process on the same global batches: same losses, same
+/// output layout written once; a bad input gives one error and a rank failing mid-run ends the job, not a hang.
+/// </summary>
+[Collection(HeavyTests.Name)]
+public sealed class MpiTrainingTests : IDisposable
+{
+    private const int MaxSteps = 12;
+    private readonly string dir = TestPaths.NewTempDir("mpi-train");
+    private readonly string model;
+    private readonly string data;
+
+    public MpiTrainingTests()
+    {
+        model = MpiRun.TinyModelWithoutDropout(dir);
+        data = Path.Combine(dir, "qa", "train.jsonl");
+        TrainingDataGenerator.Write(data, rows: 120, task: "qa", seed: 11);
+    }
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    private string[] TrainArgs(string output, int perDeviceBatch, double maxGradNorm) =>
+    [
+        "train", "--query_encoder", model, "--train_data", data, "--output_dir", output, "--data_root", dir,
+        "--inbatch_same_dataset", "epoch", "--negative_cross_device", "true",
+        "--per_device_train_batch_size", perDeviceBatch.ToString(), "--train_group_size", "4",
+        "--max_steps", MaxSteps.ToString(), "--save_steps", "5", "--logging_steps", "1", "--learning_rate", "1e-3",
+        "--seed", "3", "--query_max_length", "16", "--key_max_length", "24", "--dtype", "fp32",
+        "--max_grad_norm", maxGradNorm.ToString(System.Globalization.CultureInfo.InvariantCulture), "--report_to", "tensorboard",
+    ];
+
+    private static IReadOnlyList<LossPoint> Losses(string output) =>
+        TrainerState.Load(Path.Combine(output, CheckpointFolders.TrainerStateFile)).LossHistory;
+
+    /// <summary>
+    /// Two ranks × 4 queries with negative_cross_device compute the loss of the same global batch of 8 as one process
+    /// with batch 8. Their gradients differ by the factor 1/2 of DDP's averaging (each rank's gradient is the global
+    /// loss's through its own shard; the mean of the two is half the single process's), which AdamW cancels except in
+    /// clipping and eps. Clipping at c with half the gradient clips exactly as 2c on the full one, so the single
+    /// process with --max_grad_norm 2 is the same optimisation as two ranks with 1, up to Adam's eps (1e-8 against
+    /// √v of about 1e-3 here).
+    /// </summary>
+    [Fact]
+    public void TwoRanksTrainLikeOneProcessWithTheGlobalBatch()
+    {
+        var single = Path.Combine(dir, "single");
+        var run = CliProcess.Run(TrainArgs(single, perDeviceBatch: 8, maxGradNorm: 2.0));
+        Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
+        var twoRanks = Path.Combine(dir, "two-ranks");
+        var (mpi, _) = MpiRun.Run(2, TrainArgs(twoRanks, perDeviceBatch: 4, maxGradNorm: 1.0));
+        Assert.True(mpi.ExitCode == 0, mpi.Stdout + mpi.Stderr);
+
+        var expected = Losses(single);
+        var actual = Losses(twoRanks);
+        Assert.Equal(MaxSteps, expected.Count);
+        Assert.Equal(expected.Select(p => p.Step), actual.Select(p => p.Step));
+        // Step 1: the same parameters on the same batch; only float32 summation order differs.
+        Assert.True(Math.Abs(expected[0].Loss - actual[0].Loss) <= 1e-5, $"step 1: one process {expected[0].Loss}, two ranks {actual[0].Loss}");
+        for (int i = 0; i < expected.Count; i++)
+        {
+            Assert.True(Math.Abs(expected[i].Loss - actual[i].Loss) <= 1e-4 * Math.Max(1, Math.Abs(expected[i].Loss)),
+                $"step {expected[i].Step}: one process {expected[i].Loss}, two ranks {actual[i].Loss}");
+            Assert.Equal(expected[i].LearningRate, actual[i].LearningRate, 12);
+        }
+        // The run really trained (otherwise equal losses would prove nothing).
+        Assert.True(actual[^1].Loss < actual[0].Loss - 0.05, $"loss went from {actual[0].Loss} to {actual[^1].Loss}");
+
+        // Progress is printed once (rank 0), counting the global batch.
+        Assert.Equal(MaxSteps, mpi.Stdout.Split('\n').Count(line => line.StartsWith("step ")));
+        Assert.Contains("global batch 8", mpi.Stdout);
+
+        // One writer: the same files as the single process (TensorBoard's event file name carries host and pid), complete checkpoints.
+        Assert.Equal(Listing(single), Listing(twoRanks));
+        Assert.Single(Directory.GetFiles(Path.Combine(twoRanks, "runs")));
+        foreach (var step in new[] { 5, 10 })
+            Assert.True(File.Exists(Path.Combine(twoRanks, $"checkpoint-{step}", CheckpointFolders.TrainerStateFile)));
+
+        // A checkpoint of two ranks resumes only with two ranks (the global batches depend on the world size).
+        var resumed = CliProcess.Run([.. TrainArgs(twoRanks, perDeviceBatch: 4, maxGradNorm: 1.0), "--resume_from_checkpoint", Path.Combine(twoRanks, "checkpoint-10")]);
+        Assert.NotEqual(0, resumed.ExitCode);
+        Assert.Contains("world size 2, this run has 1", Assert.Single(resumed.StderrLines));
+    }
+
+    /// <summary>Relative paths of every file, with TensorBoard's event file reduced to its folder.</summary>
+    private static string[] Listing(string root) => Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
+        .Select(f => Path.GetRelativePath(root, f))
+        .Select(f => f.StartsWith("runs/") ? "runs/<events>" : f)
+        .Order(StringComparer.Ordinal).ToArray();
+
+    [Fact]
+    public void BadInputIsOneErrorFromOneRankAndNothingWritten()
+    {
+        var bad = Path.Combine(TestPaths.RepoRoot, "tests", "LlmEmbedder.Tests", "Data", "Invalid", "malformed_json.jsonl");
+        var expected = File.ReadAllText(Path.ChangeExtension(bad, ".expected")).Trim().Replace("{file}", bad);
+        var output = Path.Combine(dir, "bad");
+        var args = TrainArgs(output, perDeviceBatch: 4, maxGradNorm: 1.0);
+        args[Array.IndexOf(args, "--train_data") + 1] = bad;
+        var (result, elapsed) = MpiRun.Run(2, args, TimeSpan.FromMinutes(2));
+        Assert.NotEqual(0, result.ExitCode);
+        // mpirun adds its own note about the non-zero exit; ours appears once.
+        Assert.Equal(1, result.Stderr.Split('\n').Count(line => line == "llm-embedder: error: " + expected));
+        Assert.Equal(1, result.Stderr.Split('\n').Count(line => line.StartsWith("llm-embedder:")));
+        Assert.False(Directory.Exists(output), "output_dir was created before the bad data was detected");
+        Assert.True(elapsed < TimeSpan.FromSeconds(60), $"took {elapsed}");
+    }
+
+    /// <summary>
+    /// Rank 0 alone fails mid-run (its checkpoint cannot be published: a file holds the folder's name) while rank 1
+    /// waits at the checkpoint barrier: MPI_Abort ends both within seconds with a non-zero exit and rank 0's message.
+    /// </summary>
+    [Fact]
+    public void RankFailingMidRunEndsTheJobInsteadOfHanging()
+    {
+        var output = Path.Combine(dir, "blocked");
+        Directory.CreateDirectory(output);
+        File.WriteAllText(Path.Combine(output, "checkpoint-5"), "not a folder");
+        var (result, elapsed) = MpiRun.Run(2, TrainArgs(output, perDeviceBatch: 4, maxGradNorm: 1.0), TimeSpan.FromMinutes(2));
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Equal(1, result.Stderr.Split('\n').Count(line => line.StartsWith("llm-embedder: error:") && line.Contains("checkpoint-5")));
+        Assert.Contains("step 5/", result.Stdout);
+        Assert.DoesNotContain("step 6/", result.Stdout);
+        Assert.True(elapsed < TimeSpan.FromSeconds(60), $"took {elapsed}");
+    }
+}
