@@ -1,8 +1,20 @@
 using System.CommandLine;
 using LlmEmbedder.Cli.Commands;
 
-// Piped output (logs, CI) should not wrap at 80 columns.
+// Piped output (logs, CI) should not wrap at 80 columns. mpirun hands its ranks an 80-column pseudo-terminal even
+// when its own output goes to a log, so under mpirun the output is plain text too.
 if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 240;
+if (DistributedLaunch.LaunchedByMpirun)
+{
+    // A dumb terminal: .NET's console then writes no terminal control codes (colours, keypad mode) at all.
+    Environment.SetEnvironmentVariable("TERM", "dumb");
+    Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+    {
+        Ansi = Spectre.Console.AnsiSupport.No,
+        ColorSystem = Spectre.Console.ColorSystemSupport.NoColors,
+    });
+    Spectre.Console.AnsiConsole.Profile.Width = 240;
+}
 
 var root = new RootCommand("LlmEmbedder.NET: fine-tune, evaluate, convert and serve BERT text-embedding models (LLM-Embedder / BGE recipe).")
 {

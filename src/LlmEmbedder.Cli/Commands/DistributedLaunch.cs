@@ -12,6 +12,8 @@ internal static class DistributedLaunch
     private static IProcessGroup? current;
     private static bool failureCoordinated;
 
+    public static bool LaunchedByMpirun => MpiProcessGroup.LaunchedByMpirun;
+
     /// <summary>This process's rank as mpirun announced it (0 outside mpirun), known before MPI is initialised.</summary>
     public static int LaunchRank => int.TryParse(Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_RANK"), out var rank) ? rank : 0;
 
