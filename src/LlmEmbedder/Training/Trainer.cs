@@ -37,7 +37,9 @@ public sealed class Trainer
     private readonly IProcessGroup processGroup;
 
     /// <param name="processGroup">The ranks of an mpirun job (data-parallel: each rank trains on its slice of every
-    /// global batch; only rank 0 writes output_dir and evaluates); null = one process.</param>
+    /// global batch; only rank 0 writes output_dir and evaluates); null = one process. <see cref="Run"/> calls its
+    /// <see cref="IProcessGroup.AgreeOnStartup"/> once startup succeeded; a caller whose Run throws before that must
+    /// call it with failedHere: true, or the other ranks wait forever (the CLI's DistributedLaunch does).</param>
     public Trainer(ModelArguments modelArgs, TrainingArguments trainArgs, ITrainingObserver observer, Func<string, string> resolveModel,
         IProcessGroup? processGroup = null)
     {
@@ -97,8 +99,8 @@ public sealed class Trainer
 
         // Every rank read the same data and checkpoint; a rank that failed above reports it, the others stop here.
         if (processGroup.AgreeOnStartup(failedHere: false) is { } failedRank) throw new StartupFailedElsewhereException(failedRank);
-        if (!WritesOutput) evaluator = null;
         if (WritesOutput) Directory.CreateDirectory(trainArgs.OutputDir);
+        else evaluator = null;   // rank 0 evaluates; the others wait for it in their next collective
         var tensorboard = trainArgs.ReportTo == "tensorboard" && WritesOutput
             ? utils.tensorboard.SummaryWriter(Path.Combine(trainArgs.OutputDir, "runs")) : null;
         DescribeRun(data, sampler, totalSteps, stepsPerEpoch, computeDtype);
@@ -305,7 +307,7 @@ public sealed class Trainer
             observer.Message($"dataset {dataset.Name} ({dataset.SourceFile}): task {dataset.Task}, {dataset.Count} groups" +
                 (dataset.SkippedRows > 0 ? $", {dataset.SkippedRows} bad rows skipped" : "") +
                 (dataset.DroppedRows > 0 ? $", {dataset.DroppedRows} rows dropped" : ""));
-        observer.Message($"{totalSteps} steps ({stepsPerEpoch}/epoch), global batch {sampler.GlobalBatchSize} x group {trainArgs.TrainGroupSize}, " +
+        observer.Message($"{totalSteps} steps ({stepsPerEpoch}/epoch), global batch {sampler.GlobalBatchSize}{(processGroup.WorldSize > 1 ? $" ({processGroup.WorldSize} processes x {trainArgs.PerDeviceTrainBatchSize})" : "")} x group {trainArgs.TrainGroupSize}, " +
             $"batching {sampler.Mode}, compute {computeDtype}, lr {trainArgs.LearningRate}, {get_num_threads()} threads");
     }
 
