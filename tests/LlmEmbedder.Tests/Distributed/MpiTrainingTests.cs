@@ -108,6 +108,33 @@ public sealed class MpiTrainingTests : IDisposable
         Assert.Contains("world size 2, this run has 1", Assert.Single(resumed.StderrLines));
     }
 
+    /// <summary>
+    /// With dropout on (masks seeded per step and rank), two ranks stopped after step 7 and resumed from checkpoint-5
+    /// repeat the uninterrupted two-rank losses: every rank loads the checkpoint and the global sampler position.
+    /// </summary>
+    [Fact]
+    public void ResumedTwoRankRunRepeatsTheUninterruptedLosses()
+    {
+        var withDropout = CliProcess.TinyChineseModel(dir);
+        string[] Args(string output) => [.. TrainArgs(output, perDeviceBatch: 4, maxGradNorm: ClipNorm).Select(a => a == model ? withDropout : a)];
+        var uninterrupted = Path.Combine(dir, "uninterrupted");
+        var (run, _) = MpiRun.Run(2, Args(uninterrupted));
+        Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
+        var stopped = Path.Combine(dir, "stopped");
+        (run, _) = MpiRun.Run(2, [.. Args(stopped), "--early_exit_steps", "7"]);
+        Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
+        (run, _) = MpiRun.Run(2, [.. Args(stopped), "--resume_from_checkpoint", "latest"]);
+        Assert.True(run.ExitCode == 0, run.Stdout + run.Stderr);
+        Assert.Contains("resumed from " + Path.Combine(stopped, "checkpoint-5") + " at step 5", run.Stdout);
+
+        var expected = Losses(uninterrupted);
+        var actual = Losses(stopped);
+        Assert.Equal(expected.Select(p => p.Step), actual.Select(p => p.Step));
+        for (int i = 0; i < expected.Count; i++)
+            Assert.True(Math.Abs(expected[i].Loss - actual[i].Loss) <= 1e-5 * Math.Max(1.0, Math.Abs(expected[i].Loss)),
+                $"step {expected[i].Step}: uninterrupted {expected[i].Loss}, resumed {actual[i].Loss}");
+    }
+
     /// <summary>Relative paths of every file, with TensorBoard's event file reduced to its folder.</summary>
     private static string[] Listing(string root) => Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
         .Select(f => Path.GetRelativePath(root, f))
