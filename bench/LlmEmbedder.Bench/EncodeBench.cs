@@ -1,3 +1,4 @@
+using TorchSharp;
 using System.Diagnostics;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Tokenization;
@@ -19,12 +20,15 @@ public static class EncodeBench
         string Flag(string name, string fallback) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;
         int sentences = int.Parse(Flag("--sentences", "512")), batchSize = int.Parse(Flag("--batch", "32"));
         int threads = int.Parse(Flag("--threads", "2"));
+        // --dtype bf16: the BERT weights in bf16, as `encode --dtype bf16` runs it.
+        bool bf16 = Flag("--dtype", "fp32") == "bf16";
         set_num_threads(threads);
 
         var config = new BertConfig(VocabSize: 30522, HiddenSize: 384, NumHiddenLayers: 6, NumAttentionHeads: 12, IntermediateSize: 1536);
         using var model = new BertModel(config);
         model.InitializeRandomWeights(new Generator(1));
         model.eval();
+        if (bf16) model.to(ScalarType.BFloat16);
 
         var onnxPath = Path.Combine(Path.GetTempPath(), "llm-embedder-bench-arctic-xs.onnx");
         if (!File.Exists(onnxPath))
@@ -70,7 +74,7 @@ public static class EncodeBench
                 }
             });
             Console.WriteLine($"{label}, {sentences} sentences, batch {batchSize}, {threads} threads: " +
-                $"LlmEmbedder (TorchSharp fp32) {sentences / ours:F1} sentences/s, ONNX Runtime {sentences / onnx:F1} sentences/s (ratio {onnx / ours:F2})");
+                $"LlmEmbedder (TorchSharp {(bf16 ? "bf16" : "fp32")}) {sentences / ours:F1} sentences/s, ONNX Runtime {sentences / onnx:F1} sentences/s (ratio {onnx / ours:F2})");
         }
     }
 

@@ -4,7 +4,7 @@ namespace LlmEmbedder;
 /// An error the user can act on (bad file, bad flag, bad model folder). The CLI prints its message
 /// as one line on stderr and exits non-zero; anything else is a bug and keeps its stack trace.
 /// </summary>
-public sealed class EmbedderException : Exception
+public class EmbedderException : Exception
 {
     public EmbedderException(string message) : base(message) { }
 

@@ -18,18 +18,14 @@ internal static class EncodeCommand
         var task = new Option<string?>("--task") { Description = "Instruction task (qa, icl, ...)" };
         var role = new Option<string>("--role") { Description = "query or key", DefaultValueFactory = _ => "query" };
         role.AcceptOnlyFromAmong("query", "key");
-        var pooling = new Option<string?>("--pooling_method") { Description = "cls or mean (when the model folder does not say)" };
-        pooling.AcceptOnlyFromAmong("cls", "mean");
-        var metric = new Option<string?>("--dense_metric") { Description = "cos (L2-normalise) or ip (when the model folder does not say)" };
-        metric.AcceptOnlyFromAmong("cos", "ip");
-        var maxLength = new Option<int>("--max_length") { Description = "Truncate to this many tokens", DefaultValueFactory = _ => 512 };
-        var batchSize = new Option<int>("--batch_size") { Description = "Texts per forward pass", DefaultValueFactory = _ => 32 };
+        var encoderOptions = new EncoderOptions(defaultBatchSize: 32);
         var instructionFile = new Option<string?>("--instruction_file") { Description = "JSON file adding instruction versions" };
 
         var command = new Command("encode", "Embed texts into a .npy matrix")
         {
-            model, input, output, version, task, role, pooling, metric, maxLength, batchSize, instructionFile,
+            model, input, output, version, task, role, instructionFile,
         };
+        encoderOptions.AddTo(command);
         command.SetAction(parsed =>
         {
             var texts = TextInput.Read(parsed.GetRequiredValue(input));
@@ -37,10 +33,7 @@ internal static class EncodeCommand
             if (prefix.Length > 0) texts = texts.Select(t => prefix + t).ToList();
 
             var dir = ModelArgument.Resolve(parsed.GetRequiredValue(model));
-            using var encoder = SentenceEncoder.Load(dir,
-                parsed.GetValue(pooling) is { } p ? Pooling.Parse(p) : null,
-                parsed.GetValue(metric) is { } m ? m == "cos" : null,
-                parsed.GetValue(maxLength));
+            using var encoder = encoderOptions.Request(parsed, dir).Load();
 
             var clock = Stopwatch.StartNew();
             var lastReport = TimeSpan.Zero;
@@ -52,7 +45,7 @@ internal static class EncodeCommand
                 var eta = TimeSpan.FromSeconds((texts.Count - done) / Math.Max(rate, 1e-9));
                 Console.Error.WriteLine($"encoded {done}/{texts.Count} texts, {rate:F1}/s, ETA {eta:hh\\:mm\\:ss}");
             });
-            var embeddings = encoder.Encode(texts, parsed.GetValue(batchSize), progress);
+            var embeddings = encoder.Encode(texts, encoderOptions.BatchSize(parsed), progress);
             var outputPath = parsed.GetRequiredValue(output);
             Npy.WriteFloat32(outputPath, embeddings, texts.Count, encoder.Dimension);
             Console.Error.WriteLine($"wrote {outputPath}: {texts.Count} x {encoder.Dimension} float32 " +

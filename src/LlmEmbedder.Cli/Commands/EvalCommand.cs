@@ -46,12 +46,7 @@ internal static class EvalCommand
         var hits = new Option<int>("--hits") { Description = "Corpus rows retrieved per query", DefaultValueFactory = _ => RetrievalEvaluation.DefaultHits };
         var index = new Option<string>("--index") { Description = "exact (brute force) or hnsw (approximate, USearch)", DefaultValueFactory = _ => "exact" };
         index.AcceptOnlyFromAmong([.. VectorSearch.Names]);
-        var pooling = new Option<string?>("--pooling_method") { Description = "cls or mean (when the model folder does not say)" };
-        pooling.AcceptOnlyFromAmong("cls", "mean");
-        var metric = new Option<string?>("--dense_metric") { Description = "cos (L2-normalise) or ip (when the model folder does not say)" };
-        metric.AcceptOnlyFromAmong("cos", "ip");
-        var maxLength = new Option<int>("--max_length") { Description = "Truncate queries and keys to this many tokens", DefaultValueFactory = _ => 512 };
-        var batchSize = new Option<int>("--batch_size") { Description = "Texts per forward pass", DefaultValueFactory = _ => 256 };
+        var encoderOptions = new EncoderOptions(defaultBatchSize: 256, "Truncate queries and keys to this many tokens");
         var outputDir = new Option<string?>("--output_dir") { Description = "Write metrics.json and results.jsonl ({query_id, pred, score}) here" };
         var compare = new Option<string?>("--compare") { Description = "A second model to evaluate the same way: side-by-side table and a bar chart" };
         var chart = new Option<string?>("--chart") { Description = "PNG of the comparison; default <output_dir>/comparison.png, else ./comparison.png" };
@@ -64,8 +59,9 @@ internal static class EvalCommand
         var command = new Command("eval", "Evaluate retrieval (exact search by default).\n\n" + MetricRules)
         {
             model, evalData, corpus, split, dataRoot, keyTemplate, version, task, instructionFile, metrics, cutoffs, hits, index,
-            pooling, metric, maxLength, batchSize, outputDir, compare, chart, cacheDir, noCache,
+            outputDir, compare, chart, cacheDir, noCache,
         };
+        encoderOptions.AddTo(command);
         command.SetAction(parsed =>
         {
             var evalPath = EncoderEvaluator.ResolveDataPath(parsed.GetRequiredValue(evalData), parsed.GetRequiredValue(dataRoot));
@@ -76,7 +72,7 @@ internal static class EvalCommand
             var instruction = InstructionArgument.Resolve(parsed.GetValue(version), parsed.GetValue(task), parsed.GetValue(instructionFile),
                 parsed.GetValue(version) is not null && File.Exists(evalPath) ? EncoderEvaluator.FirstRowTask(evalPath) : null);
             var settings = new EvaluationSettings(instruction, template, parsed.GetRequiredValue(metrics), parsed.GetRequiredValue(cutoffs),
-                parsed.GetValue(hits), parsed.GetValue(batchSize), VectorSearch.Parse(parsed.GetRequiredValue(index)));
+                parsed.GetValue(hits), encoderOptions.BatchSize(parsed), VectorSearch.Parse(parsed.GetRequiredValue(index)));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
             // Every input is checked before the first line of progress, so a mistake is the only line printed.
             var firstModel = ModelArgument.Resolve(parsed.GetRequiredValue(model));
@@ -89,7 +85,7 @@ internal static class EvalCommand
                 (cache is null ? ", cache off" : $", embedding cache {cache.Directory}"));
 
             var output = parsed.GetValue(outputDir);
-            var first = Evaluate(parsed.GetRequiredValue(model), firstModel, parsed, pooling, metric, maxLength, dataset, settings, cache);
+            var first = Evaluate(parsed.GetRequiredValue(model), encoderOptions.Request(parsed, firstModel), dataset, settings, cache);
             if (output is not null) WriteOutputs(output, dataset, first.Evaluation);
 
             if (secondModel is null)
@@ -98,7 +94,7 @@ internal static class EvalCommand
                 return 0;
             }
             var second = parsed.GetRequiredValue(compare)!;
-            var other = Evaluate(second, secondModel, parsed, pooling, metric, maxLength, dataset, settings, cache);
+            var other = Evaluate(second, encoderOptions.Request(parsed, secondModel), dataset, settings, cache);
             if (output is not null) WriteOutputs(Path.Combine(output, "compare"), dataset, other.Evaluation);
             var labels = UniqueLabels(parsed.GetRequiredValue(model), second);
             PrintTable([(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
@@ -111,13 +107,8 @@ internal static class EvalCommand
     }
 
     private static ModelEvaluationResult Evaluate(
-        string modelArgument, string modelDir, ParseResult parsed, Option<string?> pooling, Option<string?> metric, Option<int> maxLength,
-        RetrievalDataset dataset, EvaluationSettings settings, EmbeddingCache? cache)
+        string modelArgument, EncoderRequest request, RetrievalDataset dataset, EvaluationSettings settings, EmbeddingCache? cache)
     {
-        var request = new EncoderRequest(modelDir,
-            parsed.GetValue(pooling) is { } p ? Pooling.Parse(p) : null,
-            parsed.GetValue(metric) is { } m ? m == "cos" : null,
-            parsed.GetValue(maxLength));
         using var encoder = new CachingEncoder(request, cache);
         var clock = Stopwatch.StartNew();
         var lastReport = TimeSpan.Zero;

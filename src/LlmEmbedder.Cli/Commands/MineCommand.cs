@@ -29,20 +29,16 @@ internal static class MineCommand
         var instructionFile = new Option<string?>("--instruction_file") { Description = "JSON file adding instruction versions" };
         var index = new Option<string>("--index") { Description = "exact (brute force) or hnsw (approximate, USearch)", DefaultValueFactory = _ => "exact" };
         index.AcceptOnlyFromAmong([.. VectorSearch.Names]);
-        var pooling = new Option<string?>("--pooling_method") { Description = "cls or mean (when the model folder does not say)" };
-        pooling.AcceptOnlyFromAmong("cls", "mean");
-        var metric = new Option<string?>("--dense_metric") { Description = "cos (L2-normalise) or ip (when the model folder does not say)" };
-        metric.AcceptOnlyFromAmong("cos", "ip");
-        var maxLength = new Option<int>("--max_length") { Description = "Truncate to this many tokens", DefaultValueFactory = _ => 512 };
-        var batchSize = new Option<int>("--batch_size") { Description = "Texts per forward pass", DefaultValueFactory = _ => 256 };
+        var encoderOptions = new EncoderOptions(defaultBatchSize: 256);
         var cacheDir = new Option<string?>("--cache_dir") { Description = "Embedding cache folder (as eval)" };
         var noCache = new Option<bool>("--no_cache") { Description = "Always encode the pool" };
 
         var command = new Command("mine", "Mine hard negatives: sample each query's negatives from its ranked pool hits, never a positive or the query itself")
         {
             model, inputFile, outputFile, candidatePool, range, negativeNumber, seed, version, task, instructionFile, index,
-            pooling, metric, maxLength, batchSize, cacheDir, noCache,
+            cacheDir, noCache,
         };
+        encoderOptions.AddTo(command);
         command.SetAction(parsed =>
         {
             var (start, end) = MiningOptions.ParseRange(parsed.GetRequiredValue(range));
@@ -53,13 +49,10 @@ internal static class MineCommand
                 NegativeNumber = parsed.GetValue(negativeNumber),
                 Seed = parsed.GetValue(seed),
                 Instruction = InstructionArgument.Resolve(parsed.GetValue(version), parsed.GetValue(task), parsed.GetValue(instructionFile)),
-                BatchSize = parsed.GetValue(batchSize),
+                BatchSize = encoderOptions.BatchSize(parsed),
                 Index = VectorSearch.Parse(parsed.GetRequiredValue(index)),
             };
-            var request = new EncoderRequest(ModelArgument.Resolve(parsed.GetRequiredValue(model)),
-                parsed.GetValue(pooling) is { } p ? Pooling.Parse(p) : null,
-                parsed.GetValue(metric) is { } m ? m == "cos" : null,
-                parsed.GetValue(maxLength));
+            var request = encoderOptions.Request(parsed, ModelArgument.Resolve(parsed.GetRequiredValue(model)));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
             using var encoder = new CachingEncoder(request, cache);
 

@@ -9,7 +9,7 @@ internal static class ModelArgument
     {
         var progress = new Progress<DownloadProgress>(p =>
             Console.Error.Write($"\rdownloading {p.File}: {p.BytesDone / 1e6:F1}/{(p.BytesTotal is { } total ? $"{total / 1e6:F1}" : "?")} MB   "));
-        var dir = ModelLocator.Resolve(modelOrHubId, progress);
+        var dir = ModelLocator.Resolve(modelOrHubId, progress, warn: message => Console.Error.WriteLine($"llm-embedder: warning: {message}"));
         return dir;
     }
 }

@@ -1,8 +1,16 @@
+using TorchSharp;
 using LlmEmbedder.Checkpoints;
 using LlmEmbedder.Tokenization;
 using static TorchSharp.torch;
 
 namespace LlmEmbedder.Modeling;
+
+/// <summary>The precision the encoder's BERT runs in at inference (pooling, the Dense layer and the output stay fp32).</summary>
+public enum InferenceDtype
+{
+    Float32,
+    BFloat16,
+}
 
 /// <summary>How token vectors become the sentence embedding, and how long inputs may be.</summary>
 public sealed record EncoderSettings(PoolingMethod Pooling = PoolingMethod.Cls, bool Normalize = true, int MaxLength = 512);
@@ -94,7 +102,8 @@ public sealed class SentenceEncoder : IDisposable
         var device = model.parameters().First().device;
         var ids = tensor(batch.InputIds, [batch.BatchSize, batch.SequenceLength], device: device);
         var mask = tensor(batch.AttentionMask, [batch.BatchSize, batch.SequenceLength], device: device);
-        var pooled = Pooling.Apply(model.call(ids, mask), mask, pooling);
+        // Pooling (a sum over up to 512 tokens for mean) and what follows run in fp32 whatever the model's dtype.
+        var pooled = Pooling.Apply(model.call(ids, mask).to(ScalarType.Float32), mask, pooling);
         if (dense is not null) pooled = dense.call(pooled);
         return normalize ? nn.functional.normalize(pooled, p: 2, dim: -1) : pooled;
     }
@@ -126,6 +135,13 @@ public sealed class SentenceEncoder : IDisposable
         }
         if (wasTraining) Model.train();
         return output;
+    }
+
+    /// <summary>Converts the BERT weights for inference in <paramref name="dtype"/> (bf16 roughly doubles throughput on AVX-512 BF16 CPUs).</summary>
+    public void UseInferenceDtype(InferenceDtype dtype)
+    {
+        var scalarType = dtype == InferenceDtype.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        if (Model.parameters().First().dtype != scalarType) Model.to(scalarType);
     }
 
     /// <summary>

@@ -14,9 +14,15 @@ namespace LlmEmbedder.Retrieval;
 /// normalisation and Dense follow from these and the folder's files, so the cache can be keyed on them without
 /// loading the weights (a second run with everything cached never loads the model).
 /// </summary>
-public sealed record EncoderRequest(string ModelDir, PoolingMethod? Pooling = null, bool? Normalize = null, int? MaxLength = null)
+public sealed record EncoderRequest(string ModelDir, PoolingMethod? Pooling = null, bool? Normalize = null, int? MaxLength = null,
+    InferenceDtype Dtype = InferenceDtype.Float32)
 {
-    public SentenceEncoder Load() => SentenceEncoder.Load(ModelDir, Pooling, Normalize, MaxLength);
+    public SentenceEncoder Load()
+    {
+        var encoder = SentenceEncoder.Load(ModelDir, Pooling, Normalize, MaxLength);
+        encoder.UseInferenceDtype(Dtype);
+        return encoder;
+    }
 }
 
 /// <summary>
@@ -57,6 +63,7 @@ public sealed record EmbeddingCacheKey(
         ["pooling"] = Encoder.Pooling?.Name(),
         ["normalize"] = Encoder.Normalize,
         ["max_length"] = Encoder.MaxLength,
+        ["dtype"] = Encoder.Dtype.ToString(),
         ["instruction"] = InstructionPrefix,
         ["key_template"] = KeyTemplate,
         ["rows"] = Texts.Count,

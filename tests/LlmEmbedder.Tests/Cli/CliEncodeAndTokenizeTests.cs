@@ -49,6 +49,31 @@ public sealed class CliEncodeAndTokenizeTests : IDisposable
     }
 
     [Fact]
+    public void Bf16EncodeStaysWithinBf16RoundingOfOnnxRuntimeFp32()
+    {
+        var reference = PretrainedOnnxModels.ArcticXs;
+        var input = Path.Combine(dir, "input.txt");
+        File.WriteAllText(input, string.Join("\n", Lines) + "\n");
+        var bf16 = Path.Combine(dir, "bf16.npy");
+        var fp32 = Path.Combine(dir, "fp32.npy");
+
+        var result = CliProcess.Run(["encode", "--model", reference.HuggingFaceDir, "--input", input, "--output", bf16, "--dtype", "bf16"]);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Equal(0, CliProcess.Run(["encode", "--model", reference.HuggingFaceDir, "--input", input, "--output", fp32]).ExitCode);
+
+        var values = Npy.ReadFloat32(bf16).Values;
+        var expected = OnnxClsEmbeddings(reference, Lines);
+        for (int row = 0; row < Lines.Length; row++)
+        {
+            double cosine = Enumerable.Range(row * 384, 384).Sum(i => values[i] * expected[i]);
+            Assert.True(cosine > 0.99, $"row {row}: cosine {cosine} with ONNX Runtime fp32");
+        }
+        // It really ran in bf16 (8-bit mantissa): the matrix is not the fp32 one.
+        var fromFp32 = Npy.ReadFloat32(fp32).Values;
+        Assert.True(values.Zip(fromFp32, (a, b) => Math.Abs(a - b)).Max() > 1e-4);
+    }
+
+    [Fact]
     public void JsonlInputGivesTheSameMatrixAsText()
     {
         var reference = PretrainedOnnxModels.ArcticXs;

@@ -261,17 +261,17 @@ internal sealed class HubClient : IDisposable
         }
     }
 
-    private EmbedderException Unreachable(Uri url, HttpRequestException e)
+    private HubUnreachableException Unreachable(Uri url, HttpRequestException e)
     {
         var site = url.Authority == endpoint.Authority ? settings.Endpoint : url.GetLeftPart(UriPartial.Authority);
         var reason = e.InnerException is SocketException socket ? socket.Message : e.Message;
-        return new EmbedderException($"cannot reach {site} ({reason}); set HF_ENDPOINT to a mirror or HF_HUB_OFFLINE=1 to use the cache", e);
+        return new HubUnreachableException($"cannot reach {site} ({reason})", e);
     }
 
-    private EmbedderException TimedOut(Uri url, TimeSpan limit)
+    private HubUnreachableException TimedOut(Uri url, TimeSpan limit)
     {
         var site = url.Authority == endpoint.Authority ? settings.Endpoint : url.GetLeftPart(UriPartial.Authority);
-        return new EmbedderException($"{site} did not answer within {limit.TotalSeconds:0.#} s (HF_HUB_ETAG_TIMEOUT sets the limit); set HF_ENDPOINT to a mirror or HF_HUB_OFFLINE=1 to use the cache");
+        return new HubUnreachableException($"{site} did not answer within {limit.TotalSeconds:0.#} s (HF_HUB_ETAG_TIMEOUT sets the limit)");
     }
 
     /// <summary>Turns an error status into one line naming the model, using the hub's X-Error-Code when present.</summary>
@@ -331,4 +331,12 @@ internal sealed class HubClient : IDisposable
 
     private static bool IsTimeout(Exception e, CancellationToken caller) =>
         !caller.IsCancellationRequested && (e is OperationCanceledException || e.InnerException is TimeoutException);
+}
+
+/// <summary>The hub (or mirror, or CDN) did not answer: the case where a cached snapshot can stand in.</summary>
+internal sealed class HubUnreachableException(string problem, Exception? inner = null)
+    : EmbedderException($"{problem}; set HF_ENDPOINT to a mirror or HF_HUB_OFFLINE=1 to use the cache", inner!)
+{
+    /// <summary>What went wrong, without the advice.</summary>
+    public string Problem { get; } = problem;
 }

@@ -4,16 +4,18 @@ namespace LlmEmbedder.Checkpoints.Hub;
 /// Turns what a user passes as --model into a folder on disk: a local directory as it is, a hub id
 /// ("org/name", "name", optionally "@revision") as a snapshot folder in the Hugging Face cache, downloading what
 /// is missing. With everything cached, an online call makes one request (the file listing, to learn which commit
-/// the revision points to now) and downloads nothing; offline it makes none.
+/// the revision points to now) and downloads nothing; offline it makes none. When the hub does not answer that
+/// first request and the revision is cached, the cached snapshot is used with a warning (as huggingface_hub does).
 /// </summary>
 public static class ModelLocator
 {
     // Run on the thread pool so blocking here cannot deadlock a caller that has a synchronization context.
-    public static string Resolve(string modelOrHubId, IProgress<DownloadProgress>? progress = null, HubOptions? options = null) =>
-        Task.Run(() => ResolveAsync(modelOrHubId, progress, options)).GetAwaiter().GetResult();
+    public static string Resolve(string modelOrHubId, IProgress<DownloadProgress>? progress = null, HubOptions? options = null,
+        Action<string>? warn = null) =>
+        Task.Run(() => ResolveAsync(modelOrHubId, progress, options, warn)).GetAwaiter().GetResult();
 
     public static async Task<string> ResolveAsync(string modelOrHubId, IProgress<DownloadProgress>? progress = null,
-        HubOptions? options = null, CancellationToken cancellation = default)
+        HubOptions? options = null, Action<string>? warn = null, CancellationToken cancellation = default)
     {
         if (Directory.Exists(modelOrHubId))
             return Path.GetFullPath(modelOrHubId);
@@ -30,7 +32,7 @@ public static class ModelLocator
 
         try
         {
-            return await DownloadAsync(model, cache, settings, progress, cancellation);
+            return await DownloadAsync(model, cache, settings, progress, warn, cancellation);
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
@@ -39,10 +41,19 @@ public static class ModelLocator
     }
 
     private static async Task<string> DownloadAsync(HubModelId model, HubCache cache, HubSettings settings,
-        IProgress<DownloadProgress>? progress, CancellationToken cancellation)
+        IProgress<DownloadProgress>? progress, Action<string>? warn, CancellationToken cancellation)
     {
         using var client = new HubClient(settings);
-        var listing = await client.GetListingAsync(model, cancellation);
+        RepoListing listing;
+        try
+        {
+            listing = await client.GetListingAsync(model, cancellation);
+        }
+        catch (HubUnreachableException e) when (TryCachedSnapshot(model, cache) is { } cached)
+        {
+            warn?.Invoke($"{e.Problem}; using the cached snapshot of '{model}' ({cached})");
+            return cached;
+        }
         var snapshotDir = cache.SnapshotDir(listing.Commit);
 
         var firstRound = HubFileSelection.FromListing(listing.Files);
@@ -59,13 +70,15 @@ public static class ModelLocator
         return snapshotDir;
     }
 
-    private static string CachedSnapshot(HubModelId model, HubCache cache)
+    private static string? TryCachedSnapshot(HubModelId model, HubCache cache)
     {
         var commit = model.RevisionIsCommit ? model.Revision : cache.ReadRef(model.Revision);
-        if (commit is null || !Directory.Exists(cache.SnapshotDir(commit)))
-            throw new EmbedderException($"model '{model}' is not in the Hugging Face cache at {cache.CacheDir}, and HF_HUB_OFFLINE=1 forbids downloading it; run once without HF_HUB_OFFLINE to fetch it");
-        return cache.SnapshotDir(commit);
+        return commit is not null && Directory.Exists(cache.SnapshotDir(commit)) ? cache.SnapshotDir(commit) : null;
     }
+
+    private static string CachedSnapshot(HubModelId model, HubCache cache) =>
+        TryCachedSnapshot(model, cache) ?? throw new EmbedderException(
+            $"model '{model}' is not in the Hugging Face cache at {cache.CacheDir}, and HF_HUB_OFFLINE=1 forbids downloading it; run once without HF_HUB_OFFLINE to fetch it");
 
     /// <summary>
     /// One file into blobs/ and the snapshot. Files are requested at the listed commit, not the branch, so a push

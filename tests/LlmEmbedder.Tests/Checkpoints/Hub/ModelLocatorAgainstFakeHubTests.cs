@@ -267,11 +267,34 @@ public sealed class ModelLocatorAgainstFakeHubTests : IDisposable
     {
         var endpoint = ClosedPortEndpoint();
 
-        var error = Assert.Throws<EmbedderException>(() => ModelLocator.Resolve(HubRepos.BgeId, options: Options() with { Endpoint = endpoint }));
+        var error = Assert.ThrowsAny<EmbedderException>(() => ModelLocator.Resolve(HubRepos.BgeId, options: Options() with { Endpoint = endpoint }));
 
         Assert.StartsWith($"cannot reach {endpoint} (", error.Message);
         Assert.Contains("refused", error.Message, StringComparison.OrdinalIgnoreCase);
         Assert.EndsWith("); set HF_ENDPOINT to a mirror or HF_HUB_OFFLINE=1 to use the cache", error.Message);
+    }
+
+    [Fact]
+    public void UnreachableEndpointFallsBackToTheCachedSnapshotWithAWarning()
+    {
+        var repo = HubRepos.AddBge(hub);
+        var cached = ModelLocator.Resolve(HubRepos.BgeId, options: Options());
+        var treeBefore = CacheTree();
+        var endpoint = ClosedPortEndpoint();
+        var warnings = new List<string>();
+
+        var resolved = ModelLocator.Resolve(HubRepos.BgeId, options: Options() with { Endpoint = endpoint }, warn: warnings.Add);
+
+        Assert.Equal(cached, resolved);
+        AssertSnapshotHolds(repo, resolved, HubRepos.BgeWanted);
+        Assert.Equal(treeBefore, CacheTree());
+        var warning = Assert.Single(warnings);
+        Assert.StartsWith($"cannot reach {endpoint} (", warning);
+        Assert.EndsWith($"); using the cached snapshot of '{HubRepos.BgeId}' ({cached})", warning);
+
+        // Another revision that was never fetched has nothing to fall back on: the error stays.
+        var error = Assert.ThrowsAny<EmbedderException>(() => ModelLocator.Resolve(HubRepos.BgeId + "@v2", options: Options() with { Endpoint = endpoint }));
+        Assert.StartsWith($"cannot reach {endpoint} (", error.Message);
     }
 
     [Fact]
@@ -282,7 +305,7 @@ public sealed class ModelLocatorAgainstFakeHubTests : IDisposable
         var endpoint = $"http://127.0.0.1:{((IPEndPoint)silent.LocalEndpoint).Port}";
         var started = DateTime.UtcNow;
 
-        var error = Assert.Throws<EmbedderException>(() => ModelLocator.Resolve(HubRepos.BgeId,
+        var error = Assert.ThrowsAny<EmbedderException>(() => ModelLocator.Resolve(HubRepos.BgeId,
             options: Options() with { Endpoint = endpoint, MetadataTimeout = TimeSpan.FromMilliseconds(300) }));
 
         Assert.Equal($"{endpoint} did not answer within 0.3 s (HF_HUB_ETAG_TIMEOUT sets the limit); set HF_ENDPOINT to a mirror or HF_HUB_OFFLINE=1 to use the cache", error.Message);
