@@ -19,6 +19,17 @@ public sealed class BertModel : Module<Tensor, Tensor, Tensor>
 
     public BertConfig Config { get; }
 
+    /// <summary>
+    /// In training mode with grad enabled, recompute each BertLayer's activations in backward instead of keeping them
+    /// (Hugging Face's gradient_checkpointing_enable()): less memory, about one more forward of compute. The embeddings
+    /// are not checkpointed, as in Hugging Face.
+    /// </summary>
+    public bool GradientCheckpointing
+    {
+        get => encoder.GradientCheckpointing;
+        set => encoder.GradientCheckpointing = value;
+    }
+
     public BertModel(BertConfig config) : base(nameof(BertModel))
     {
         Config = config;
@@ -84,6 +95,8 @@ internal sealed class BertEncoder : Module<Tensor, Tensor, Tensor>
 {
     private readonly ModuleList<BertLayer> layer;
 
+    public bool GradientCheckpointing { get; set; }
+
     public BertEncoder(BertConfig config) : base(nameof(BertEncoder))
     {
         layer = new ModuleList<BertLayer>(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new BertLayer(config)).ToArray());
@@ -93,7 +106,12 @@ internal sealed class BertEncoder : Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor hidden, Tensor additiveMask)
     {
         foreach (var bertLayer in layer)
-            hidden = bertLayer.call(hidden, additiveMask);
+        {
+            // Only when training, as Hugging Face: evaluation keeps no activations anyway.
+            hidden = GradientCheckpointing && training
+                ? ActivationCheckpoint.Run(layerInput => bertLayer.call(layerInput, additiveMask), hidden)
+                : bertLayer.call(hidden, additiveMask);
+        }
         return hidden;
     }
 }

@@ -82,6 +82,8 @@ public sealed class Trainer
         var computeDtype = MixedPrecisionModel.ParseDtype(modelArgs.Dtype);
         using var queryCompute = new MixedPrecisionModel(queryEncoder.Model, computeDtype);
         using var keyCompute = keyEncoder is null ? null : new MixedPrecisionModel(keyEncoder.Model, computeDtype);
+        queryCompute.Compute.GradientCheckpointing = trainArgs.GradientCheckpointing;
+        if (keyCompute is not null) keyCompute.Compute.GradientCheckpointing = trainArgs.GradientCheckpointing;
 
         int startStep = 0;
         var lossHistory = new List<LossPoint>();
@@ -198,7 +200,6 @@ public sealed class Trainer
         if (trainArgs.Device != "cpu") throw new EmbedderException($"--device '{trainArgs.Device}': only cpu is available in this build (TorchSharp-cpu)");
         if (modelArgs.TruncationSide is not ("right" or "left")) throw new EmbedderException($"--truncation_side '{modelArgs.TruncationSide}': expected right or left");
         MixedPrecisionModel.ParseDtype(modelArgs.Dtype);
-        if (trainArgs.GradientCheckpointing) throw new EmbedderException("--gradient_checkpointing is not supported yet");
         if (modelArgs.PoolingMethod.FirstOrDefault(p => p is not ("cls" or "mean" or "dense")) is { } unknown)
             throw new EmbedderException($"--pooling_method '{unknown}': expected cls or mean, optionally with dense (e.g. --pooling_method cls dense)");
         // As the reference: mean wins over cls; dense projects whichever was pooled (dense alone pools CLS).

@@ -1,0 +1,80 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace LlmEmbedder.Modeling;
+
+/// <summary>
+/// Activation checkpointing (torch.utils.checkpoint, the reentrant variant Hugging Face's
+/// gradient_checkpointing_enable() uses), which TorchSharp 0.107 lacks. The forward runs without building a graph,
+/// keeping only its input; backward runs the function again with grad enabled and backpropagates through that
+/// recomputation, so peak memory holds one checkpointed block's activations instead of all of them, for about one
+/// extra forward of compute. Parameters the function uses get their gradients accumulated during the recomputation,
+/// as in PyTorch; they need not be passed in.
+/// </summary>
+public static class ActivationCheckpoint
+{
+    /// <summary>
+    /// <paramref name="function"/>(<paramref name="input"/>), with its activations recomputed in backward instead of kept.
+    /// The function is called a second time in backward, so any tensor it captures (an attention mask) must still be alive
+    /// then, and it must be deterministic apart from the default CPU generator, whose state is saved here and restored
+    /// around the recomputation so dropout draws the same masks (preserve_rng_state). Without grad, or when the input
+    /// needs no gradient, it just calls the function: there the reentrant trick would lose the parameters' gradients.
+    /// </summary>
+    public static Tensor Run(Func<Tensor, Tensor> function, Tensor input)
+    {
+        if (!is_grad_enabled() || !input.requires_grad) return function(input);
+        return RecomputeInBackward.apply(input, new Recomputation(function, CaptureRngState()));
+    }
+
+    private static byte[] CaptureRngState()
+    {
+        using var state = torch.random.get_rng_state();
+        return state.data<byte>().ToArray();
+    }
+
+    /// <summary>What backward needs besides the saved input. Kept as managed data: a tensor here would outlive the scope
+    /// that created it, or die in it before backward.</summary>
+    private sealed record Recomputation(Func<Tensor, Tensor> Function, byte[] RngStateBeforeForward);
+
+    private sealed class RecomputeInBackward : autograd.SingleTensorFunction<RecomputeInBackward>
+    {
+        private const string RecomputationKey = "recomputation";
+
+        public override string Name => nameof(ActivationCheckpoint);
+
+        // Called by apply with grad disabled: nothing of the function's graph is recorded.
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var input = (Tensor)vars[0];
+            var recomputation = (Recomputation)vars[1];
+            ctx.save_for_backward([input]);
+            ctx.save_data(RecomputationKey, recomputation);
+            // The function's intermediates would otherwise stay alive in the caller's scope until it ends.
+            using var scope = NewDisposeScope();
+            return recomputation.Function(input).MoveToOuterDisposeScope();
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+        {
+            var recomputation = (Recomputation)ctx.get_data(RecomputationKey);
+            // The recomputed activations live only until the gradients are out.
+            using var scope = NewDisposeScope();
+            var input = ctx.get_saved_variables()[0].detach().requires_grad_(true);
+            Tensor output;
+            var generatorPosition = torch.random.get_rng_state();
+            torch.random.set_rng_state(tensor(recomputation.RngStateBeforeForward));
+            try
+            {
+                using (enable_grad()) output = recomputation.Function(input);
+            }
+            finally
+            {
+                torch.random.set_rng_state(generatorPosition);
+            }
+            autograd.backward([output], [gradOutput]);
+            var inputGradient = input.grad ?? zeros_like(input);
+            // The engine copies the returned tensor after this method returns, so it must outlive this scope.
+            return [inputGradient.MoveToOuterDisposeScope(), null!];
+        }
+    }
+}
