@@ -10,6 +10,7 @@ namespace LlmEmbedder.Bench;
 /// <summary>
 /// One training step (queries + B·G keys → contrastive loss → backward → AdamW) of a random-weight model of a
 /// given config, timed by phase. Flags: --config PATH --batch B --group G --query-len N --key-len N --steps N --dtype fp32|bf16
+/// [--gradient-checkpointing]
 /// </summary>
 public static class TrainStepBench
 {
@@ -21,10 +22,12 @@ public static class TrainStepBench
         int queryLength = int.Parse(Flag("--query-len", "32")), keyLength = int.Parse(Flag("--key-len", "128"));
         int steps = int.Parse(Flag("--steps", "5"));
         var dtype = MixedPrecisionModel.ParseDtype(Flag("--dtype", "fp32"));
+        bool gradientCheckpointing = args.Contains("--gradient-checkpointing");
 
         using var model = new BertModel(config);
         model.InitializeRandomWeights(new Generator(1));
         using var compute = new MixedPrecisionModel(model, dtype);
+        compute.Compute.GradientCheckpointing = gradientCheckpointing;
         compute.Train(true);
         var parameters = model.named_parameters().ToList();
         using var optimizer = AdamWWithDecayGroups.Create(parameters.Select(p => (p.name, p.parameter)), 1e-5, 0.01);
@@ -55,7 +58,8 @@ public static class TrainStepBench
         }
         double seconds = total.Elapsed.TotalSeconds;
         using var process = Process.GetCurrentProcess();
-        Console.WriteLine($"{config.NumHiddenLayers}L/{config.HiddenSize}H {dtype} batch {batch} x group {group}, q{queryLength}/k{keyLength}, {get_num_threads()} threads: " +
+        Console.WriteLine($"{config.NumHiddenLayers}L/{config.HiddenSize}H {dtype} batch {batch} x group {group}, q{queryLength}/k{keyLength}, {get_num_threads()} threads" +
+            (gradientCheckpointing ? ", gradient checkpointing" : "") + ": " +
             $"{seconds / steps:F3} s/step, {batch * steps / seconds:F2} queries/s; " +
             string.Join(", ", phases.Select(p => $"{p.Key} {p.Value / steps:F3} s")) + $"; peak RSS {process.PeakWorkingSet64 >> 20} MiB");
     }
