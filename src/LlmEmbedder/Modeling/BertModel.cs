@@ -107,7 +107,7 @@ internal sealed class BertEncoder : Module<Tensor, Tensor, Tensor>
     {
         foreach (var bertLayer in layer)
         {
-            // Only when training, as Hugging Face: evaluation keeps no activations anyway.
+            // Only in training mode, as Hugging Face (`self.gradient_checkpointing and self.training`).
             hidden = GradientCheckpointing && training
                 ? ActivationCheckpoint.Run(layerInput => bertLayer.call(layerInput, additiveMask), hidden)
                 : bertLayer.call(hidden, additiveMask);
