@@ -97,6 +97,9 @@ public sealed class Trainer
             queryCompute.SyncFromMaster();
             keyCompute?.SyncFromMaster();
             observer.Message($"resumed from {resumeFrom} at step {startStep}");
+            if (state.TorchThreads is { } threads && threads != get_num_threads())
+                observer.Message($"note: the checkpoint was written by a run with {threads} torch threads, this run has {get_num_threads()}; " +
+                                 "its losses will match an uninterrupted run to about 1e-6, not bit for bit");
         }
 
         // Every rank read the same data and checkpoint; a rank that failed above reports it, the others stop here.
@@ -180,7 +183,7 @@ public sealed class Trainer
         if (WritesOutput)
         {
             SaveFinal(queryEncoder, keyEncoder);
-            new TrainerState(lastStep, totalSteps, sampler.State, lossHistory).Save(Path.Combine(trainArgs.OutputDir, CheckpointFolders.TrainerStateFile));
+            new TrainerState(lastStep, totalSteps, sampler.State, lossHistory, get_num_threads()).Save(Path.Combine(trainArgs.OutputDir, CheckpointFolders.TrainerStateFile));
             LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), lossHistory);
         }
         var metricsAfter = Evaluate(evaluator, queryEncoder, keySide, lastStep, "after training", tensorboard);
@@ -330,7 +333,7 @@ public sealed class Trainer
             WriteModelFiles(dir, queryEncoder, keyEncoder);
             optimizer.save_state_dict(Path.Combine(dir, "optimizer.bin"));
             // Written last: a folder with trainer_state.json is complete.
-            new TrainerState(step, totalSteps, sampler.State, lossHistory).Save(Path.Combine(dir, CheckpointFolders.TrainerStateFile));
+            new TrainerState(step, totalSteps, sampler.State, lossHistory, get_num_threads()).Save(Path.Combine(dir, CheckpointFolders.TrainerStateFile));
         });
         observer.Message($"saved {path}");
     }

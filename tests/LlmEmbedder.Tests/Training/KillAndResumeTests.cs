@@ -77,6 +77,38 @@ public sealed class KillAndResumeTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(killedDir, ".incomplete-checkpoint-1000-12345")));
     }
 
+    [Fact]
+    public void ResumeOnAnotherThreadCountSaysTheLossesMatchOnlyToRounding()
+    {
+        var model = CliProcess.TinyChineseModel(dir);
+        var data = Path.Combine(dir, "qa", "train.jsonl");
+        TrainingDataGenerator.Write(data, rows: 40, task: "qa", seed: 5);
+        var output = Path.Combine(dir, "threads");
+        string[] args =
+        [
+            "train", "--query_encoder", model, "--train_data", data, "--output_dir", output, "--data_root", dir, "--max_steps", "2",
+            "--save_steps", "1", "--per_device_train_batch_size", "4", "--train_group_size", "4", "--query_max_length", "16", "--key_max_length", "24",
+        ];
+        var first = CliProcess.Run(args, environment: Threads(2));
+        Assert.True(first.ExitCode == 0, first.Stdout + first.Stderr);
+        Assert.Equal(2, TrainerState.Load(Path.Combine(output, "checkpoint-1", CheckpointFolders.TrainerStateFile)).TorchThreads);
+
+        var sameThreads = CliProcess.Run([.. args, "--resume_from_checkpoint", Path.Combine(output, "checkpoint-1")],
+            environment: Threads(2));
+        Assert.True(sameThreads.ExitCode == 0, sameThreads.Stdout + sameThreads.Stderr);
+        Assert.DoesNotContain("torch threads", sameThreads.Stdout);
+
+        var otherThreads = CliProcess.Run([.. args, "--resume_from_checkpoint", Path.Combine(output, "checkpoint-1")],
+            environment: Threads(1));
+        Assert.True(otherThreads.ExitCode == 0, otherThreads.Stdout + otherThreads.Stderr);
+        Assert.True(otherThreads.Stdout.Contains("the checkpoint was written by a run with 2 torch threads, this run has 1"), otherThreads.Stdout);
+    }
+
+    private static Dictionary<string, string> Threads(int count) => new(SameThreads)
+    {
+        ["OMP_NUM_THREADS"] = count.ToString(), ["MKL_NUM_THREADS"] = count.ToString(),
+    };
+
     private static string ThreadsLine(string stdout) =>
         stdout.Split('\n').FirstOrDefault(line => line.Contains(" threads", StringComparison.Ordinal))?.Trim() ?? "(not reported)";
 

@@ -3,8 +3,12 @@ using LlmEmbedder.Data;
 
 namespace LlmEmbedder.Training.Checkpointing;
 
-/// <summary>What a checkpoint needs besides weights and optimizer moments to continue exactly: trainer_state.json.</summary>
-public sealed record TrainerState(int GlobalStep, int TotalSteps, BatchSamplerState Sampler, List<LossPoint> LossHistory)
+/// <summary>
+/// What a checkpoint needs besides weights and optimizer moments to continue exactly: trainer_state.json.
+/// <paramref name="TorchThreads"/> is recorded because libtorch's CPU kernels sum in a thread-dependent order: a
+/// resume on another thread count continues correctly but not bit for bit.
+/// </summary>
+public sealed record TrainerState(int GlobalStep, int TotalSteps, BatchSamplerState Sampler, List<LossPoint> LossHistory, int? TorchThreads = null)
 {
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
