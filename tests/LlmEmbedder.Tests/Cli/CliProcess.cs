@@ -36,16 +36,27 @@ internal static class CliProcess
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
     }
 
-    /// <summary>A tiny random-weight BERT folder with the real Chinese vocabulary (1 layer, hidden 32).</summary>
-    public static string TinyChineseModel(string parent)
+    /// <summary>
+    /// A tiny random-weight BERT folder with the real Chinese vocabulary (hidden 32, 2 heads), in parent/name.
+    /// <paramref name="dropout"/> null keeps BERT's default 0.1; 0 makes ranks and a single process compute the same function.
+    /// </summary>
+    public static string TinyChineseModel(string parent, int layers = 1, double? dropout = null, int seed = 1, string name = "tiny-model")
     {
-        var configPath = Path.Combine(parent, "tiny-config.json");
-        File.WriteAllText(configPath, """
-            {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 21128, "hidden_size": 32,
-             "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 512}
-            """);
-        var dir = Path.Combine(parent, "tiny-model");
-        RandomModelFolder.Create(configPath, TestPaths.ChineseVocabDir, dir, seed: 1);
+        var config = new System.Text.Json.Nodes.JsonObject
+        {
+            ["architectures"] = new System.Text.Json.Nodes.JsonArray("BertModel"), ["model_type"] = "bert", ["vocab_size"] = 21128,
+            ["hidden_size"] = 32, ["num_hidden_layers"] = layers, ["num_attention_heads"] = 2, ["intermediate_size"] = 64,
+            ["max_position_embeddings"] = 512,
+        };
+        if (dropout is { } p)
+        {
+            config["hidden_dropout_prob"] = p;
+            config["attention_probs_dropout_prob"] = p;
+        }
+        var configPath = Path.Combine(parent, name + "-config.json");
+        File.WriteAllText(configPath, config.ToJsonString());
+        var dir = Path.Combine(parent, name);
+        RandomModelFolder.Create(configPath, TestPaths.ChineseVocabDir, dir, seed);
         return dir;
     }
 }

@@ -52,20 +52,4 @@ internal static class MpiRun
         throw new InvalidOperationException("unreachable");
     }
 
-    /// <summary>
-    /// <see cref="CliProcess.TinyChineseModel"/> without dropout: no random masks, so ranks and a single process
-    /// compute exactly the same function of the same batch.
-    /// </summary>
-    public static string TinyModelWithoutDropout(string parent)
-    {
-        var configPath = Path.Combine(parent, "tiny-config-no-dropout.json");
-        File.WriteAllText(configPath, """
-            {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 21128, "hidden_size": 32,
-             "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 512,
-             "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-            """);
-        var dir = Path.Combine(parent, "tiny-model-no-dropout");
-        RandomModelFolder.Create(configPath, TestPaths.ChineseVocabDir, dir, seed: 1);
-        return dir;
-    }
 }

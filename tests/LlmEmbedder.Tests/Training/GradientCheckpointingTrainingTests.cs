@@ -19,14 +19,7 @@ public sealed class GradientCheckpointingTrainingTests : IDisposable
     [Fact]
     public void CheckpointedRunRepeatsTheLossSequenceOfTheStoredActivationRun()
     {
-        var configPath = Path.Combine(dir, "config.json");
-        File.WriteAllText(configPath, """
-            {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 21128, "hidden_size": 32,
-             "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64,
-             "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
-            """);
-        var model = Path.Combine(dir, "model");
-        RandomModelFolder.Create(configPath, TestPaths.ChineseVocabDir, model, seed: 2);
+        var model = CliProcess.TinyChineseModel(dir, layers: 2, dropout: 0.1, seed: 2);
         var data = Path.Combine(dir, "qa", "train.jsonl");
         TrainingDataGenerator.Write(data, rows: 48, task: "qa", seed: 4);
 
