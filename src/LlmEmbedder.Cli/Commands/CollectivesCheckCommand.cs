@@ -11,10 +11,12 @@ namespace LlmEmbedder.Cli.Commands;
 /// </summary>
 internal static class CollectivesCheckCommand
 {
+    public const string Name = "collectives-check";
+
     public static Command Create()
     {
         var output = new Option<string>("--output") { Description = "Folder for rank-R.json", Required = true };
-        var command = new Command("collectives-check", "Check the MPI collectives (for tests)") { output };
+        var command = new Command(Name, "Check the MPI collectives (for tests)") { output };
         command.Hidden = true;
         command.SetAction(parsed => DistributedLaunch.Run(group =>
         {

@@ -55,6 +55,18 @@ public sealed class MpiCollectivesTests : IDisposable
     }
 
     [Fact]
+    public void CommandsOtherThanTrainAreRefusedUnderMpirunWithOneMessage()
+    {
+        var output = Path.Combine(dir, "embeddings.npy");
+        var (result, _) = MpiRun.Run(2, ["encode", "--model", "unused", "--input", "unused.txt", "--output", output], TimeSpan.FromMinutes(2));
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Single(result.StderrLines, line => line.StartsWith("llm-embedder: ", StringComparison.Ordinal));
+        Assert.Contains("llm-embedder: error: only train runs under mpirun; run 'encode' as a single process", result.Stderr);
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
     public void WithoutMpirunTheCollectivesAreTheIdentityAndLibmpiIsNotLoaded()
     {
         var output = Path.Combine(dir, "plain");
