@@ -41,11 +41,16 @@ public static class TrainStepBench
             if (step == 1) { total.Restart(); foreach (var name in phases.Keys.ToList()) phases[name] = 0; }
             using var scope = NewDisposeScope();
             var clock = Stopwatch.StartNew();
-            var q = Pooling.Apply(compute.Compute.call(Ids(batch, queryLength), ones(batch, queryLength, dtype: ScalarType.Int64)),
-                null!, PoolingMethod.Cls).to(ScalarType.Float32);
-            var k = Pooling.Apply(compute.Compute.call(Ids(batch * group, keyLength), ones(batch * group, keyLength, dtype: ScalarType.Int64)),
-                null!, PoolingMethod.Cls).to(ScalarType.Float32);
-            var value = loss.Compute(q, k);
+            Tensor value;
+            // As the Trainer: the forward's handles are released before backward (the graph keeps what it needs).
+            using (NewDisposeScope())
+            {
+                var q = Pooling.Apply(compute.Compute.call(Ids(batch, queryLength), ones(batch, queryLength, dtype: ScalarType.Int64)),
+                    null!, PoolingMethod.Cls).to(ScalarType.Float32);
+                var k = Pooling.Apply(compute.Compute.call(Ids(batch * group, keyLength), ones(batch * group, keyLength, dtype: ScalarType.Int64)),
+                    null!, PoolingMethod.Cls).to(ScalarType.Float32);
+                value = loss.Compute(q, k).MoveToOuterDisposeScope();
+            }
             phases["forward"] += clock.Elapsed.TotalSeconds; clock.Restart();
             value.backward();
             compute.MoveGradientsToMaster();

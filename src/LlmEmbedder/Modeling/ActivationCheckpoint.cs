@@ -15,15 +15,27 @@ public static class ActivationCheckpoint
 {
     /// <summary>
     /// <paramref name="function"/>(<paramref name="input"/>), with its activations recomputed in backward instead of kept.
-    /// The function is called a second time in backward, so any tensor it captures (an attention mask) must still be alive
-    /// then, and it must be deterministic apart from the default CPU generator, whose state is saved here and restored
-    /// around the recomputation so dropout draws the same masks (preserve_rng_state). Without grad, or when the input
-    /// needs no gradient, it just calls the function: there the reentrant trick would lose the parameters' gradients.
+    /// The function is called a second time in backward, so any tensor it captures must still be alive then (pass such a
+    /// tensor as the constant of the other overload instead), and it must be deterministic apart from the default CPU
+    /// generator, whose state is saved here and restored around the recomputation so dropout draws the same masks
+    /// (preserve_rng_state). Without grad, or when the input needs no gradient, it just calls the function: there the
+    /// reentrant trick would lose the parameters' gradients.
     /// </summary>
     public static Tensor Run(Func<Tensor, Tensor> function, Tensor input)
     {
         if (!is_grad_enabled() || !input.requires_grad) return function(input);
-        return RecomputeInBackward.apply(input, new Recomputation(function, CaptureRngState()));
+        return RecomputeInBackward.apply(input, new Recomputation((x, _) => function(x), CaptureRngState()));
+    }
+
+    /// <summary>
+    /// <paramref name="function"/>(<paramref name="input"/>, <paramref name="constant"/>) checkpointed as above, where the
+    /// constant (an attention mask) needs no gradient. Autograd keeps the constant for the recomputation, as it keeps the
+    /// input, so the caller may release its own handles once the forward is done.
+    /// </summary>
+    public static Tensor Run(Func<Tensor, Tensor, Tensor> function, Tensor input, Tensor constant)
+    {
+        if (!is_grad_enabled() || !input.requires_grad) return function(input, constant);
+        return RecomputeInBackward.apply(input, constant, new Recomputation((x, c) => function(x, c!), CaptureRngState()));
     }
 
     private static byte[] CaptureRngState()
@@ -34,7 +46,7 @@ public static class ActivationCheckpoint
 
     /// <summary>What backward needs besides the saved input. Kept as managed data: a tensor here would outlive the scope
     /// that created it, or die in it before backward.</summary>
-    private sealed record Recomputation(Func<Tensor, Tensor> Function, byte[] RngStateBeforeForward);
+    private sealed record Recomputation(Func<Tensor, Tensor?, Tensor> Function, byte[] RngStateBeforeForward);
 
     private sealed class RecomputeInBackward : autograd.SingleTensorFunction<RecomputeInBackward>
     {
@@ -42,16 +54,16 @@ public static class ActivationCheckpoint
 
         public override string Name => nameof(ActivationCheckpoint);
 
-        // Called by apply with grad disabled: nothing of the function's graph is recorded.
+        // vars: input, [constant,] recomputation. Called by apply with grad disabled: nothing of the function's graph is recorded.
         public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
-            var input = (Tensor)vars[0];
-            var recomputation = (Recomputation)vars[1];
-            ctx.save_for_backward([input]);
+            var tensors = vars.OfType<Tensor>().ToList();
+            var recomputation = (Recomputation)vars[^1];
+            ctx.save_for_backward(tensors);
             ctx.save_data(RecomputationKey, recomputation);
             // The function's intermediates would otherwise stay alive in the caller's scope until it ends.
             using var scope = NewDisposeScope();
-            return recomputation.Function(input).MoveToOuterDisposeScope();
+            return recomputation.Function(tensors[0], tensors.ElementAtOrDefault(1)).MoveToOuterDisposeScope();
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
@@ -59,13 +71,15 @@ public static class ActivationCheckpoint
             var recomputation = (Recomputation)ctx.get_data(RecomputationKey);
             // The recomputed activations live only until the gradients are out.
             using var scope = NewDisposeScope();
-            var input = ctx.get_saved_variables()[0].detach().requires_grad_(true);
+            var saved = ctx.get_saved_variables();
+            var input = saved[0].detach().requires_grad_(true);
+            var constant = saved.ElementAtOrDefault(1);
             Tensor output;
             var generatorPosition = torch.random.get_rng_state();
             torch.random.set_rng_state(tensor(recomputation.RngStateBeforeForward));
             try
             {
-                using (enable_grad()) output = recomputation.Function(input);
+                using (enable_grad()) output = recomputation.Function(input, constant);
             }
             finally
             {
@@ -74,7 +88,8 @@ public static class ActivationCheckpoint
             autograd.backward([output], [gradOutput]);
             var inputGradient = input.grad ?? zeros_like(input);
             // The engine copies the returned tensor after this method returns, so it must outlive this scope.
-            return [inputGradient.MoveToOuterDisposeScope(), null!];
+            // One gradient per argument of apply: the input's, then none for the constant and the recomputation.
+            return [inputGradient.MoveToOuterDisposeScope(), .. Enumerable.Repeat<Tensor>(null!, saved.Count)];
         }
     }
 }

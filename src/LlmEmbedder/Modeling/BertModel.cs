@@ -109,7 +109,7 @@ internal sealed class BertEncoder : Module<Tensor, Tensor, Tensor>
         {
             // Only in training mode, as Hugging Face (`self.gradient_checkpointing and self.training`).
             hidden = GradientCheckpointing && training
-                ? ActivationCheckpoint.Run(layerInput => bertLayer.call(layerInput, additiveMask), hidden)
+                ? ActivationCheckpoint.Run((layerInput, mask) => bertLayer.call(layerInput, mask), hidden, additiveMask)
                 : bertLayer.call(hidden, additiveMask);
         }
         return hidden;

@@ -129,8 +129,12 @@ public sealed class Trainer
             {
                 using var microScope = NewDisposeScope();
                 var batch = sampler.Next();
-                var loss = BatchLoss(data, batch, queryEncoder, keySide, queryCompute.Compute, (keyCompute ?? queryCompute).Compute, settings)
-                    / trainArgs.GradientAccumulationSteps;
+                Tensor loss;
+                // Our handles on the forward's intermediates go before backward: the graph keeps what backward needs and
+                // frees it layer by layer as backward passes, as PyTorch does when Python drops its locals.
+                using (NewDisposeScope())
+                    loss = (BatchLoss(data, batch, queryEncoder, keySide, queryCompute.Compute, (keyCompute ?? queryCompute).Compute, settings)
+                        / trainArgs.GradientAccumulationSteps).MoveToOuterDisposeScope();
                 loss.backward();
                 stepLoss += loss.item<float>();
             }
