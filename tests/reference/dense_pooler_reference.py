@@ -10,7 +10,8 @@ Usage:
       and Normalize. Writes OUT.npy and prints {"modules": [...], "max_weight_difference": max |W_export - W_bin|}.
   /usr/bin/python3 dense_pooler_reference.py read DENSE_POOLER.bin OUT.npy
       Loads the file as run_dense.py does (torch.load, then load_state_dict into a bias-free torch.nn.Linear, strict),
-      writes the weight to OUT.npy and prints {"keys": [...], "dtype": "...", "shape": [...]}.
+      writes the weight to OUT.npy and prints {"keys": [...], "dtype": "...", "shape": [...], "zip_methods": [...]}
+      (zip_methods: the compression method of each entry, 0 = stored, as torch.save writes them).
   /usr/bin/python3 dense_pooler_reference.py apply DENSE_POOLER.bin POOLED.npy OUT.npy
       The reference's encode after pooling with a dense pooler and the cos metric: normalize(dense_pooler(pooled)).
 """
@@ -18,6 +19,7 @@ import json
 import os
 import struct
 import sys
+import zipfile
 
 try:
     import numpy as np
@@ -46,7 +48,9 @@ def read(path, out_path):
     state, pooler = load_pooler(path)
     np.save(out_path, pooler.weight.detach().numpy())
     weight = state["weight"]
-    print(json.dumps({"keys": list(state.keys()), "dtype": str(weight.dtype), "shape": list(weight.shape)}))
+    with zipfile.ZipFile(path) as archive:
+        methods = sorted({entry.compress_type for entry in archive.infolist()})
+    print(json.dumps({"keys": list(state.keys()), "dtype": str(weight.dtype), "shape": list(weight.shape), "zip_methods": methods}))
 
 
 def apply(path, pooled_path, out_path):

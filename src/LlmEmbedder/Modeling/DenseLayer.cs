@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using LlmEmbedder.Checkpoints;
 using TorchSharp.Modules;
 using TorchSharp.PyBridge;
@@ -70,7 +71,26 @@ public sealed class DenseLayer : Module<Tensor, Tensor>
                                         $"(this one is [{OutFeatures}, {InFeatures}]{(bias is null ? "" : " with bias")}, {Activation})");
         using var scope = NewDisposeScope();
         var state = new Dictionary<string, Tensor> { ["weight"] = weight.detach().cpu().contiguous() };
-        FileUtil.WriteAtomic(path, stream => PyTorchPickler.PickleStateDict(stream, state));
+        var pickled = new MemoryStream();
+        PyTorchPickler.PickleStateDict(pickled, state);   // closes the stream; ToArray still works
+        using var zip = new MemoryStream(pickled.ToArray());
+        FileUtil.WriteAtomic(path, stream => StoreUncompressed(zip, stream));
+    }
+
+    /// <summary>
+    /// Rewrites PyBridge's deflated zip with stored entries, as torch.save writes them: torch.load reads either, but
+    /// torch.load(mmap=True) maps the tensor bytes straight from the file, which only works when they are not compressed.
+    /// </summary>
+    private static void StoreUncompressed(Stream zip, Stream destination)
+    {
+        using var source = new ZipArchive(zip, ZipArchiveMode.Read, leaveOpen: true);
+        using var target = new ZipArchive(destination, ZipArchiveMode.Create, leaveOpen: true);
+        foreach (var entry in source.Entries)
+        {
+            using var from = entry.Open();
+            using var to = target.CreateEntry(entry.FullName, CompressionLevel.NoCompression).Open();
+            from.CopyTo(to);
+        }
     }
 
     /// <summary>A sentence-transformers Dense module folder ("linear.weight", "linear.bias").</summary>

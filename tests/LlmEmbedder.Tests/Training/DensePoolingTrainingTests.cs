@@ -31,6 +31,8 @@ public sealed class DensePoolingTrainingTests : IDisposable
         var (weight, report) = ReadWithPyTorch(path);
         Assert.Equal(["weight"], report["keys"]!.AsArray().Select(k => k!.GetValue<string>()));
         Assert.Equal("torch.float32", report["dtype"]!.GetValue<string>());
+        // Stored, not deflated, as torch.save writes it (torch.load(mmap=True) needs that).
+        Assert.Equal([0], report["zip_methods"]!.AsArray().Select(m => m!.GetValue<int>()));
         Assert.Equal(pooler.Weight.data<float>().ToArray(), weight);
     }
 
