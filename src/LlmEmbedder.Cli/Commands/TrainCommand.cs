@@ -24,7 +24,9 @@ internal static class TrainCommand
                 AnsiConsole.MarkupLine($"[bold]Embedded default run[/]: a small BERT with the Chinese vocabulary, fine-tuned on the sample data in samples/ " +
                     $"(output in [blue]{Markup.Escape(trainArgs.OutputDir)}[/]). Run [grey]llm-embedder train --help[/] for the flags.");
             var evaluator = LlmEmbedder.Retrieval.EncoderEvaluator.FromArguments(modelArgs);
-            var trainer = new Trainer(modelArgs, trainArgs, quiet ? new SilentTrainingObserver() : new ConsoleTrainingObserver(), ModelArgument.Resolve, processGroup);
+            // Rank 0 downloads a hub model first; the others then find it in the cache (one download, one set of messages).
+            string Resolve(string model) => DistributedLaunch.RankZeroFirst(processGroup, () => ModelArgument.Resolve(model, quiet));
+            var trainer = new Trainer(modelArgs, trainArgs, quiet ? new SilentTrainingObserver() : new ConsoleTrainingObserver(), Resolve, processGroup);
             var result = trainer.Run(evaluator);
             if (quiet) return 0;
             if (result.MetricsBefore is { } before && result.MetricsAfter is { } after)

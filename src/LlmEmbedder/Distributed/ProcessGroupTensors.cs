@@ -52,12 +52,14 @@ public static class ProcessGroupTensors
         var grads = parameters.Select(p => p.grad).OfType<Tensor>().ToList();
         if (grads.Any(g => g.dtype != ScalarType.Float32))
             throw new ArgumentException("gradients are all-reduced in float32 (on the fp32 master weights)");
-        // The last element counts the ranks' gradient tensors, so a mismatch shows as a wrong count, not silent corruption.
-        var flat = cat([.. grads.Select(g => g.reshape(-1)), tensor(new float[] { grads.Count })]);
+        // The counts first, in a call of the same size everywhere: buffers of different lengths in one all-reduce would
+        // be undefined behaviour, not an error.
+        Span<float> count = [grads.Count];
+        group.AllReduceSum(count);
+        if (count[0] != (float)grads.Count * group.WorldSize)
+            throw new InvalidOperationException($"ranks disagree on which parameters have gradients ({grads.Count} here, {count[0]} in all over {group.WorldSize} ranks)");
+        var flat = cat([.. grads.Select(g => g.reshape(-1))]);
         group.AllReduceSum(Floats(flat));
-        float count = flat[flat.shape[0] - 1].item<float>();
-        if (count != (float)grads.Count * group.WorldSize)
-            throw new InvalidOperationException($"ranks disagree on which parameters have gradients ({grads.Count} here, {count} in all over {group.WorldSize} ranks)");
         flat.div_(group.WorldSize);
         long offset = 0;
         foreach (var grad in grads)

@@ -34,6 +34,8 @@ public static class ActivationCheckpoint
     /// </summary>
     public static Tensor Run(Func<Tensor, Tensor, Tensor> function, Tensor input, Tensor constant)
     {
+        // apply's arguments fix how many gradients backward returns; a null here would change that count.
+        ArgumentNullException.ThrowIfNull(constant);
         if (!is_grad_enabled() || !input.requires_grad) return function(input, constant);
         return RecomputeInBackward.apply(input, constant, new Recomputation((x, c) => function(x, c!), CaptureRngState()));
     }
@@ -86,6 +88,9 @@ public static class ActivationCheckpoint
                 torch.random.set_rng_state(generatorPosition);
             }
             autograd.backward([output], [gradOutput]);
+            // TorchSharp's wrapper of the incoming gradient would otherwise live in the caller's scope until the step
+            // ends, one [batch, seq, hidden] per layer; nothing reads it after this method.
+            gradOutput.Dispose();
             var inputGradient = input.grad ?? zeros_like(input);
             // The engine copies the returned tensor after this method returns, so it must outlive this scope.
             // One gradient per argument of apply: the input's, then none for the constant and the recomputation.

@@ -66,11 +66,12 @@ public sealed class Trainer
             throw new EmbedderException($"not enough training samples for one batch of {sampler.GlobalBatchSize}");
 
         string? resumeFrom = trainArgs.ResumeFromCheckpoint is { } resume ? CheckpointFolders.Resolve(resume, trainArgs.OutputDir) : null;
-        using var queryEncoder = LoadEncoder(resumeFrom is null ? resolveModel(modelArgs.QueryEncoder) : CheckpointEncoderDir(resumeFrom, "query"), settings);
+        var queryDir = resumeFrom is null ? resolveModel(modelArgs.QueryEncoder) : CheckpointEncoderDir(resumeFrom, "query");
+        using var queryEncoder = LoadEncoder(queryDir, settings);
         using var keyEncoder = modelArgs.TieEncoders ? null
             : LoadEncoder(resumeFrom is null ? resolveModel(modelArgs.KeyEncoder) : CheckpointEncoderDir(resumeFrom, "key"), settings);
         var keySide = keyEncoder ?? queryEncoder;
-        var densePooler = settings.DensePooling ? StartDensePooler(queryEncoder, resumeFrom is null ? resolveModel(modelArgs.QueryEncoder) : null) : null;
+        var densePooler = settings.DensePooling ? StartDensePooler(queryEncoder, queryDir, fromCheckpoint: resumeFrom is not null) : null;
         // One dense pooler for both sides, as in the reference (it belongs to the retriever, not to an encoder).
         if (densePooler is not null) keyEncoder?.SetDense(densePooler, owned: false);
 
@@ -99,15 +100,22 @@ public sealed class Trainer
             observer.Message($"resumed from {resumeFrom} at step {startStep}");
             if (state.TorchThreads is { } threads && threads != get_num_threads())
                 observer.Message($"note: the checkpoint was written by a run with {threads} torch threads, this run has {get_num_threads()}; " +
-                                 "its losses will match an uninterrupted run to about 1e-6, not bit for bit");
+                                 "its losses will match an uninterrupted run to float32 rounding (about 1e-5), not bit for bit");
         }
 
-        // Every rank read the same data and checkpoint; a rank that failed above reports it, the others stop here.
-        if (processGroup.AgreeOnStartup(failedHere: false) is { } failedRank) throw new StartupFailedElsewhereException(failedRank);
+        // output_dir is made before the ranks agree that startup succeeded, so a folder that cannot be made is a startup
+        // error like any other (one message, no MPI_Abort); if another rank failed, what this run created goes again.
+        bool createdOutputDir = WritesOutput && !Directory.Exists(trainArgs.OutputDir);
         if (WritesOutput) Directory.CreateDirectory(trainArgs.OutputDir);
-        else evaluator = null;   // rank 0 evaluates; the others wait for it in their next collective
         var tensorboard = trainArgs.ReportTo == "tensorboard" && WritesOutput
             ? utils.tensorboard.SummaryWriter(Path.Combine(trainArgs.OutputDir, "runs")) : null;
+        // Every rank read the same data and checkpoint; a rank that failed above reports it, the others stop here.
+        if (processGroup.AgreeOnStartup(failedHere: false) is { } failedRank)
+        {
+            if (createdOutputDir) Directory.Delete(trainArgs.OutputDir, recursive: true);
+            throw new StartupFailedElsewhereException(failedRank);
+        }
+        if (!WritesOutput) evaluator = null;   // rank 0 evaluates; the others wait for it in their next collective
         DescribeRun(data, sampler, totalSteps, stepsPerEpoch, computeDtype);
 
         var metricsBefore = startStep == 0 ? Evaluate(evaluator, queryEncoder, keySide, 0, "before training", tensorboard) : null;
@@ -256,11 +264,11 @@ public sealed class Trainer
     /// The dense pooler trained with --pooling_method dense: the query encoder's (its folder's dense_pooler.bin or
     /// 2_Dense), else a fresh one seeded from --seed, like the reference's randomly initialised torch.nn.Linear.
     /// </summary>
-    private DenseLayer StartDensePooler(SentenceEncoder queryEncoder, string? startFolder)
+    private DenseLayer StartDensePooler(SentenceEncoder queryEncoder, string queryDir, bool fromCheckpoint)
     {
         if (queryEncoder.Dense is { } loaded) return loaded;
-        if (startFolder is null) throw new EmbedderException("the checkpoint has no dense_pooler.bin although --pooling_method has dense");
-        observer.Message($"{startFolder}: no {SentenceEncoder.DensePoolerFile}; the dense pooler starts from random weights (seed {trainArgs.Seed})");
+        if (fromCheckpoint) throw new EmbedderException($"{queryDir}: has no {SentenceEncoder.DensePoolerFile} although --pooling_method has dense");
+        observer.Message($"{queryDir}: no {SentenceEncoder.DensePoolerFile}; the dense pooler starts from random weights (seed {trainArgs.Seed})");
         using var generator = new Generator((ulong)trainArgs.Seed);
         var pooler = DenseLayer.CreateDensePooler(queryEncoder.Model.Config.HiddenSize, generator);
         queryEncoder.SetDense(pooler, owned: true);
@@ -316,7 +324,8 @@ public sealed class Trainer
                 (dataset.SkippedRows > 0 ? $", {dataset.SkippedRows} bad rows skipped" : "") +
                 (dataset.DroppedRows > 0 ? $", {dataset.DroppedRows} rows dropped" : ""));
         observer.Message($"{totalSteps} steps ({stepsPerEpoch}/epoch), global batch {sampler.GlobalBatchSize}{(processGroup.WorldSize > 1 ? $" ({processGroup.WorldSize} processes x {trainArgs.PerDeviceTrainBatchSize})" : "")} x group {trainArgs.TrainGroupSize}, " +
-            $"batching {sampler.Mode}, compute {computeDtype}, lr {trainArgs.LearningRate}, {get_num_threads()} threads");
+            $"batching {sampler.Mode}, compute {computeDtype}{(trainArgs.GradientCheckpointing ? " with gradient checkpointing" : "")}, " +
+            $"lr {trainArgs.LearningRate}, {get_num_threads()} threads");
     }
 
     private IReadOnlyDictionary<string, double>? Evaluate(IEncoderEvaluator? evaluator, SentenceEncoder queryEncoder, SentenceEncoder keyEncoder,

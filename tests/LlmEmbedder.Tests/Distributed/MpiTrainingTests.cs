@@ -159,6 +159,22 @@ public sealed class MpiTrainingTests : IDisposable
         Assert.True(elapsed < TimeSpan.FromSeconds(60), $"took {elapsed}");
     }
 
+    /// <summary>An output_dir that only rank 0 touches (here a file of that name) is still a startup error: one message, no MPI_Abort.</summary>
+    [Fact]
+    public void OutputDirThatCannotBeMadeIsOneErrorWithoutAnAbort()
+    {
+        var output = Path.Combine(dir, "taken");
+        File.WriteAllText(output, "a file, not a folder");
+        var (result, elapsed) = MpiRun.Run(2, TrainArgs(output, perDeviceBatch: 4, maxGradNorm: 1.0), TimeSpan.FromMinutes(2));
+        Assert.NotEqual(0, result.ExitCode);
+        var ours = Assert.Single(result.Stderr.Split('\n'), line => line.StartsWith("llm-embedder:"));
+        Assert.StartsWith("llm-embedder: error: ", ours);
+        Assert.Contains(output, ours);
+        Assert.DoesNotContain("MPI_ABORT", result.Stderr);
+        Assert.Equal("a file, not a folder", File.ReadAllText(output));
+        Assert.True(elapsed < TimeSpan.FromSeconds(60), $"took {elapsed}");
+    }
+
     /// <summary>
     /// Rank 0 alone fails mid-run (its checkpoint cannot be published: a file holds the folder's name) while rank 1
     /// waits at the checkpoint barrier: MPI_Abort ends both within seconds with a non-zero exit and rank 0's message.

@@ -33,6 +33,8 @@ public sealed class GradientCheckpointingTrainingTests : IDisposable
                 "--dtype", "fp32", "--select_negative", "random", .. extra,
             ]);
             Assert.True(result.ExitCode == 0, result.Stdout + result.Stderr);
+            // The flag reached the trainer (equal losses alone would also follow from a flag that does nothing).
+            Assert.Equal(extra.Contains("--gradient_checkpointing"), result.Stdout.Contains("with gradient checkpointing"));
             return TrainerState.Load(Path.Combine(output, CheckpointFolders.TrainerStateFile)).LossHistory;
         }
 
