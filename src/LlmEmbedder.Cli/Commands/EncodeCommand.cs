@@ -36,12 +36,9 @@ internal static class EncodeCommand
             using var encoder = encoderOptions.Request(parsed, dir).Load();
 
             var clock = Stopwatch.StartNew();
-            var lastReport = TimeSpan.Zero;
-            var progress = new SynchronousProgress<int>(done =>
+            var progress = new ThrottledProgress<int>(done => done >= texts.Count, (done, elapsed) =>
             {
-                if (clock.Elapsed - lastReport < TimeSpan.FromSeconds(2) && done < texts.Count) return;
-                lastReport = clock.Elapsed;
-                double rate = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+                double rate = done / Math.Max(elapsed.TotalSeconds, 1e-9);
                 var eta = TimeSpan.FromSeconds((texts.Count - done) / Math.Max(rate, 1e-9));
                 Console.Error.WriteLine($"encoded {done}/{texts.Count} texts, {rate:F1}/s, ETA {eta:hh\\:mm\\:ss}");
             });
@@ -63,10 +60,4 @@ internal static class EncodeCommand
         var instruction = instructions.Get(version).InstructionFor(task);
         return role == "query" ? instruction.Query : instruction.Key;
     }
-}
-
-/// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool, out of order).</summary>
-internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
-{
-    public void Report(T value) => report(value);
 }

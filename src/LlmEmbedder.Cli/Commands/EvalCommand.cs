@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Text.Json;
 using LlmEmbedder.Data;
 using LlmEmbedder.Modeling;
@@ -110,14 +109,8 @@ internal static class EvalCommand
         string modelArgument, EncoderRequest request, RetrievalDataset dataset, EvaluationSettings settings, EmbeddingCache? cache)
     {
         using var encoder = new CachingEncoder(request, cache);
-        var clock = Stopwatch.StartNew();
-        var lastReport = TimeSpan.Zero;
-        var progress = new SynchronousProgress<EncodingProgress>(step =>
-        {
-            if (clock.Elapsed - lastReport < TimeSpan.FromSeconds(2) && step.Done < step.Total) return;
-            lastReport = clock.Elapsed;
-            Console.Error.WriteLine($"{modelArgument}: {step.What} {step.Done}/{step.Total}");
-        });
+        var progress = new ThrottledProgress<EncodingProgress>(step => step.Done >= step.Total,
+            (step, _) => Console.Error.WriteLine($"{modelArgument}: {step.What} {step.Done}/{step.Total}"));
         var result = ModelEvaluation.Run(encoder, dataset, settings, progress);
         Console.Error.WriteLine($"{modelArgument}: dimension {result.Dimension}; corpus embeddings {(result.CorpusFromCache ? "from cache" : "encoded")}, " +
             $"queries {(result.QueriesFromCache ? "from cache" : "encoded")} in {result.EncodingTime.TotalSeconds:F1} s; " +

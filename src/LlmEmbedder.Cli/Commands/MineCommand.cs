@@ -57,13 +57,8 @@ internal static class MineCommand
             using var encoder = new CachingEncoder(request, cache);
 
             var clock = Stopwatch.StartNew();
-            var lastReport = TimeSpan.Zero;
-            var progress = new SynchronousProgress<EncodingProgress>(step =>
-            {
-                if (clock.Elapsed - lastReport < TimeSpan.FromSeconds(2) && step.Done < step.Total) return;
-                lastReport = clock.Elapsed;
-                Console.Error.WriteLine($"encoding {step.What} {step.Done}/{step.Total}");
-            });
+            var progress = new ThrottledProgress<EncodingProgress>(step => step.Done >= step.Total,
+                (step, _) => Console.Error.WriteLine($"encoding {step.What} {step.Done}/{step.Total}"));
             var outputPath = parsed.GetRequiredValue(outputFile);
             var result = HardNegativeMiner.Run(encoder, parsed.GetRequiredValue(inputFile), parsed.GetValue(candidatePool), outputPath, options, progress);
             Console.Error.WriteLine($"wrote {outputPath}: {result.Rows} rows, {options.NegativeNumber} negatives each from positions {start}-{end} of a pool of {result.PoolSize}" +
