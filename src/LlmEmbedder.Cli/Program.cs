@@ -26,13 +26,14 @@ var root = new RootCommand("LlmEmbedder.NET: fine-tune, evaluate, convert and se
     ExportCommand.Create(),
     CollectivesCheckCommand.Create(),
 };
+var parsed = root.Parse(args);
 // Under mpirun every rank parses the same arguments: one copy of a usage error is enough.
-if (DistributedLaunch.LaunchRank != 0 && root.Parse(args).Errors.Count > 0) return CommandRunner.UserError;
+if (DistributedLaunch.LaunchRank != 0 && parsed.Errors.Count > 0) return CommandRunner.UserError;
 // Only training is data-parallel; N copies of encode/eval/mine would race to write the same output.
-if (DistributedLaunch.LaunchedByMpirun && root.Parse(args).CommandResult.Command.Name is not ("train" or CollectivesCheckCommand.Name))
+if (DistributedLaunch.LaunchedByMpirun && parsed.CommandResult.Command.Name is not ("train" or CollectivesCheckCommand.Name))
 {
     if (DistributedLaunch.LaunchRank == 0)
-        Console.Error.WriteLine($"llm-embedder: error: only train runs under mpirun; run '{root.Parse(args).CommandResult.Command.Name}' as a single process");
+        Console.Error.WriteLine($"llm-embedder: error: only train runs under mpirun; run '{parsed.CommandResult.Command.Name}' as a single process");
     return CommandRunner.UserError;
 }
-return DistributedLaunch.Finish(CommandRunner.Invoke(root, args));
+return DistributedLaunch.Finish(CommandRunner.Invoke(parsed));

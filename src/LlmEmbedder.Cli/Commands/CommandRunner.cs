@@ -8,9 +8,8 @@ internal static class CommandRunner
     public const int UserError = 1;
     public const int InternalError = 70;
 
-    public static int Invoke(RootCommand root, string[] args)
+    public static int Invoke(ParseResult parsed)
     {
-        var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
             foreach (var error in parsed.Errors) Console.Error.WriteLine($"llm-embedder: {error.Message}");
