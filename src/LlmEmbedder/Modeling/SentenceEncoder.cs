@@ -40,8 +40,7 @@ public sealed class SentenceEncoder : IDisposable
     {
         if (settings.MaxLength < 2 || settings.MaxLength > model.Config.MaxPositionEmbeddings)
             throw new EmbedderException($"max length {settings.MaxLength} must be between 2 and the model's {model.Config.MaxPositionEmbeddings} positions");
-        if (dense is not null && dense.InFeatures != model.Config.HiddenSize)
-            throw new EmbedderException($"the Dense layer takes {dense.InFeatures} features but the model's hidden size is {model.Config.HiddenSize}");
+        if (dense is not null) RequireFits(dense, model.Config);
         Tokenizer = tokenizer;
         Model = model;
         Settings = settings;
@@ -150,11 +149,16 @@ public sealed class SentenceEncoder : IDisposable
     /// </summary>
     public void SetDense(DenseLayer dense, bool owned)
     {
-        if (dense.InFeatures != Model.Config.HiddenSize)
-            throw new EmbedderException($"the Dense layer takes {dense.InFeatures} features but the model's hidden size is {Model.Config.HiddenSize}");
+        RequireFits(dense, Model.Config);
         if (ownsDense && !ReferenceEquals(Dense, dense)) Dense?.Dispose();
         Dense = dense;
         ownsDense = owned;
+    }
+
+    private static void RequireFits(DenseLayer dense, BertConfig config)
+    {
+        if (dense.InFeatures != config.HiddenSize)
+            throw new EmbedderException($"the Dense layer takes {dense.InFeatures} features but the model's hidden size is {config.HiddenSize}");
     }
 
     /// <summary>
