@@ -7,7 +7,7 @@ wall-clock or step budget on the sample training files, and reports MRR@10 and R
 held-out eval queries before and after. It is a stand-in for `llm-embedder train`, not a
 reference implementation of it; the tokenizer is a simplified BERT basic+wordpiece.
 
-  /usr/bin/python3 samples/tools/check_learnable.py --vocab ../shared/fixtures/bert-base-chinese/vocab.txt
+  /usr/bin/python3 samples/tools/check_learnable.py --vocab tests/fixtures/bert-base-chinese/vocab.txt
 """
 
 from __future__ import annotations

