@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch reference values for the retrieval losses (SPEC.md 2.4).
+"""PyTorch reference values for the retrieval losses (docs/REFERENCE.md §4).
 
 Writes tests/LlmEmbedder.Tests/Training/Losses/losses_reference.json: fixed inputs, and for each
 case the loss value and its gradients with respect to the (raw, un-normalised) query and key

@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 
 namespace LlmEmbedder.Data;
 
-/// <summary>--inbatch_same_dataset: how global batches are drawn from the datasets (SPEC 2.5).</summary>
+/// <summary>--inbatch_same_dataset: how global batches are drawn from the datasets (docs/REFERENCE.md §5).</summary>
 public enum InBatchSameDataset
 {
     /// <summary>Flag absent: shuffle all samples together; only allowed when every dataset has the same task.</summary>
@@ -95,7 +95,7 @@ public interface IBatchSampler
 }
 
 /// <summary>
-/// The five batching modes of SPEC 2.5 for world size W and rank r. Each epoch's list of global batches
+/// The five batching modes of docs/REFERENCE.md §5 for world size W and rank r. Each epoch's list of global batches
 /// is computed from generators derived from (seed, mode stream, epoch, dataset), identically on all
 /// ranks, so no communication is needed and a resume needs only (epoch, step). Every global batch has
 /// exactly B·W samples: what does not fill one is dropped, per dataset in the dataset modes.

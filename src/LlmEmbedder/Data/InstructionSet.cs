@@ -105,7 +105,7 @@ public sealed class InstructionSet
                 ["icl"] = new(PositiveSelection.Random, NegativeSelection.Random, ContrastiveWeight: 0, StableDistill: true),
                 ["tool"] = new(PositiveSelection.First, NegativeSelection.Random, DistillWeight: 0, StableDistill: false),
             });
-        // The Chinese recipe of SPEC section 1; built in so the recipe runs without a file.
+        // The Chinese recipe in README.md; built in so the recipe runs without a file.
         yield return new InstructionVersion("zh_llm_embedder",
             new Dictionary<string, Instruction> { ["icl"] = new("为这个句子生成表示以用于检索相关文章: ", "") });
     }

@@ -13,7 +13,7 @@ public enum GroupingOutcome
 }
 
 /// <summary>
-/// Turns a row into a fixed-size group once, at preprocessing (SPEC 2.2, run_dense.py's train process
+/// Turns a row into a fixed-size group once, at preprocessing (docs/REFERENCE.md §2, run_dense.py's train process
 /// function): teacher-score filters, one positive, G−1 negatives (repeated when short), instructions,
 /// and the stable_distill order. Random choices come from the caller's generator so each row's result
 /// depends only on its own stream.

@@ -306,7 +306,7 @@ public sealed class Trainer
             StudentTemperature = config.StudentTemperature,
             StableDistill = config.StableDistill,
         });
-        // negative_cross_device: every rank's loss is over the global batch, through its own shard (SPEC.md 2.4).
+        // negative_cross_device: every rank's loss is over the global batch, through its own shard (docs/REFERENCE.md §4).
         var global = trainArgs.NegativeCrossDevice && processGroup.WorldSize > 1
             ? CrossDeviceBatch.FromShards(processGroup.Rank, queries, keys, teacher,
                 processGroup.AllGather(queries), processGroup.AllGather(keys), teacher is null ? null : processGroup.AllGather(teacher))

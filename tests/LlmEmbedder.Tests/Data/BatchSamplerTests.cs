@@ -2,7 +2,7 @@ using LlmEmbedder.Data;
 
 namespace LlmEmbedder.Tests.Data;
 
-/// <summary>Properties SPEC 2.5 asks of the batching modes, for B = 4 per device and W = 2 ranks (global batch 8).</summary>
+/// <summary>Properties docs/REFERENCE.md §5 asks of the batching modes, for B = 4 per device and W = 2 ranks (global batch 8).</summary>
 public sealed class BatchSamplerTests
 {
     private const int PerDevice = 4, World = 2, Global = PerDevice * World;

@@ -15,7 +15,7 @@ public sealed class InstructionSetTests : IDisposable
         return path;
     }
 
-    /// <summary>The strings of SPEC 2.3 (copied from the reference's TASK_CONFIG), character for character.</summary>
+    /// <summary>The strings of docs/REFERENCE.md §3 (copied from the reference's TASK_CONFIG), character for character.</summary>
     [Theory]
     [InlineData("llm-embedder", "qa", "Represent this query for retrieving relevant documents: ", "Represent this document for retrieval: ")]
     [InlineData("llm-embedder", "convsearch", "Encode this query and context for searching relevant passages: ", "Encode this passage for retrieval: ")]
@@ -50,7 +50,7 @@ public sealed class InstructionSetTests : IDisposable
             Assert.Throws<EmbedderException>(() => InstructionSet.BuiltIn.Get("bge").TrainingFor("qa")).Message);
     }
 
-    /// <summary>SPEC 2.3's per-task table applied over command-line values that differ from every listed value.</summary>
+    /// <summary>The per-task table of docs/REFERENCE.md §3 applied over command-line values that differ from every listed value.</summary>
     [Fact]
     public void LlmEmbedderTrainingTableOverridesOnlyWhatItLists()
     {

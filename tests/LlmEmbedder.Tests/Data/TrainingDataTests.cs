@@ -124,7 +124,7 @@ public sealed class TrainingDataTests : IDisposable
         Assert.Equal((6, 3, 3), (data.Datasets[0].RowsRead, data.Datasets[0].DroppedRows, data.Datasets[0].Count));
     }
 
-    /// <summary>The recipe of SPEC section 1: zh_llm_embedder, train_group_size 15, batch 16 on 2 processes, epoch mode.</summary>
+    /// <summary>The recipe in README.md: zh_llm_embedder, train_group_size 15, batch 16 on 2 processes, epoch mode.</summary>
     [Fact]
     public void RecipeFlagsGiveSameDatasetBatchesOfFullGroups()
     {

@@ -41,7 +41,7 @@ internal static class OnnxBruteForce
             return (order, scores);
         }).ToArray();
 
-    /// <summary>The rules of SPEC 2.7, written out again for the hand computation: mrr@k, recall@k, ndcg@k of one ranking.</summary>
+    /// <summary>The rules of docs/REFERENCE.md §7, written out again for the hand computation: mrr@k, recall@k, ndcg@k of one ranking.</summary>
     public static double Metric(string metric, int cutoff, IReadOnlyList<int> ranked, IReadOnlySet<int> relevant)
     {
         var top = ranked.Take(cutoff).ToArray();

@@ -5,9 +5,9 @@ using LlmEmbedder.Tests.Cli;
 namespace LlmEmbedder.Tests.Training;
 
 /// <summary>
-/// The seed's command line of SPEC.md section 1 (llm-embedder train in place of torchrun run_dense.py), on a
+/// The seed's command line in README.md (llm-embedder train in place of torchrun run_dense.py), on a
 /// random-weight model of the bge-small-zh-v1.5 shape with the real Chinese vocab: runs to completion and produces
-/// the layout of SPEC.md 2.6; the saved encoder reloads and encodes.
+/// the layout of docs/REFERENCE.md §6; the saved encoder reloads and encodes.
 /// </summary>
 [Collection(HeavyTests.Name)]
 public sealed class SeedRecipeEndToEndTests : IDisposable

@@ -47,7 +47,7 @@ public sealed record ExportResult(
     IReadOnlyList<string> Files);
 
 /// <summary>
-/// Converts a trained encoder into the sentence-transformers layout (SPEC 2.7): the encoder files at the root
+/// Converts a trained encoder into the sentence-transformers layout (docs/REFERENCE.md §7): the encoder files at the root
 /// (Transformer), 1_Pooling, 2_Dense when the encoder has the reference's dense_pooler.bin, a Normalize module
 /// for cosine similarity, modules.json, config_sentence_transformers.json (prompts, similarity function),
 /// sentence_bert_config.json and a README.md model card. The folder appears whole or not at all.

@@ -45,7 +45,7 @@ public sealed record MiningOptions
 public sealed record MiningResult(int Rows, int PoolSize, int RowsToppedUp, int RowsShort, bool PoolFromCache, int TeacherScoresDropped);
 
 /// <summary>
-/// Hard-negative mining (FlagEmbedding's hn_mine, SPEC 2.7): encode a candidate pool, search each query's top
+/// Hard-negative mining (FlagEmbedding's hn_mine, docs/REFERENCE.md §7): encode a candidate pool, search each query's top
 /// range_end hits, keep those at positions [range_start, range_end), drop the query's positives and the query itself
 /// (compared by text), sample negative_number of them, and top up from random pool texts when too few remain.
 /// </summary>

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace LlmEmbedder.Training.Losses;
 
 /// <summary>
-/// In-batch contrastive loss of the reference (SPEC.md 2.4, <c>contrastive_weight</c>): cross-entropy
+/// In-batch contrastive loss of the reference (docs/REFERENCE.md §4, <c>contrastive_weight</c>): cross-entropy
 /// of each query over all B·G keys of the batch, its target being its own positive at index i·G; every
 /// other key, including the other queries' positives and negatives, is a negative. Needs q [B, D] and
 /// keys [B·G, D]; pass the gathered global batch for cross-device negatives.

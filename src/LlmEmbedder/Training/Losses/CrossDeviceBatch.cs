@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace LlmEmbedder.Training.Losses;
 
 /// <summary>
-/// The global batch for <c>negative_cross_device</c> (SPEC.md 2.4): every rank's queries, keys and
+/// The global batch for <c>negative_cross_device</c> (docs/REFERENCE.md §4): every rank's queries, keys and
 /// teacher scores concatenated in rank order, with this rank's own tensors in their slot in place of
 /// their gathered copies. An all-gather carries no autograd graph, so putting the local tensors back
 /// is what lets the gradient of the global loss reach this rank's encoder through its own shard.

@@ -1,7 +1,7 @@
 namespace LlmEmbedder.Training.Losses;
 
 /// <summary>
-/// How a query and a key are scored (the reference's <c>--dense_metric</c>, SPEC.md 2.1).
+/// How a query and a key are scored (the reference's <c>--dense_metric</c>, docs/REFERENCE.md §1).
 /// </summary>
 public enum DenseMetric
 {

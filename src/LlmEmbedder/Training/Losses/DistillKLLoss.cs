@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace LlmEmbedder.Training.Losses;
 
 /// <summary>
-/// Knowledge distillation from teacher scores (SPEC.md 2.4, the reference's non-stable distillation):
+/// Knowledge distillation from teacher scores (docs/REFERENCE.md §4, the reference's non-stable distillation):
 /// KL(softmax(t / teacher_temperature) ‖ softmax(s / student_temperature)) where s are each query's
 /// scores against its own group of G keys only (no in-batch negatives), summed over the group and
 /// divided by B (PyTorch's <c>kl_div(..., reduction="batchmean")</c>). Needs q [B, D], keys [B·G, D] and

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace LlmEmbedder.Training.Losses;
 
 /// <summary>
-/// Scores queries against keys as the reference does for training (SPEC.md 2.4, FlagEmbedding
+/// Scores queries against keys as the reference does for training (docs/REFERENCE.md §4, FlagEmbedding
 /// <c>modeling_dense.py</c>): for <see cref="DenseMetric.Cos"/> both sides are L2-normalised and
 /// S = Q·Kᵀ / cos_temperature; for <see cref="DenseMetric.Ip"/> and <see cref="DenseMetric.L2"/>,
 /// S = Q·Kᵀ. Needs raw pooled embeddings: q [B, D], keys [B·G, D] flattened as

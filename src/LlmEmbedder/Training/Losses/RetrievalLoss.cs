@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace LlmEmbedder.Training.Losses;
 
 /// <summary>
-/// The training loss of the reference (SPEC.md 2.4, <c>_compute_loss</c> of FlagEmbedding's
+/// The training loss of the reference (docs/REFERENCE.md §4, <c>_compute_loss</c> of FlagEmbedding's
 /// <c>modeling_dense.py</c>). Contrastive is active iff contrastive_weight &gt; 0; distillation iff the
 /// batch has teacher scores and distill_weight &gt; 0 (<see cref="StableDistillLoss"/> with
 /// stable_distill, else <see cref="DistillKLLoss"/>). Both active: cw·C + dw·D; one active: that loss

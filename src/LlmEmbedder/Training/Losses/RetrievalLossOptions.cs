@@ -1,7 +1,7 @@
 namespace LlmEmbedder.Training.Losses;
 
 /// <summary>
-/// The arguments of the reference that shape the training loss (SPEC.md 2.1), with its defaults.
+/// The arguments of the reference that shape the training loss (docs/REFERENCE.md §1), with its defaults.
 /// A per-task training config (<c>use_train_config</c>) is a different instance of this record.
 /// </summary>
 public sealed record RetrievalLossOptions

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace LlmEmbedder.Training.Losses;
 
 /// <summary>
-/// The reference's <c>stable_distill</c> ranking loss (SPEC.md 2.4; used by the qa and icl tasks of
+/// The reference's <c>stable_distill</c> ranking loss (docs/REFERENCE.md §4; used by the qa and icl tasks of
 /// llm-embedder). With w = softmax(teacher_scores) (no temperature) it sums over the group positions
 /// i = 0..G−1 (the data layer orders each group positive first, then negatives by teacher score):
 /// mean over queries j of w[j, i] · CE(S_j, j·G + i), where in step i the keys j·G .. j·G+i−1 of query

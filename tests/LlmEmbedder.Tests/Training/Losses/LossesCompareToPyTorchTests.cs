@@ -9,7 +9,7 @@ namespace LlmEmbedder.Tests.Training.Losses;
 
 /// <summary>
 /// Each loss against the values and gradients PyTorch 1.13 computes for the same inputs
-/// (tests/reference/losses_reference.py, an independent PyTorch implementation of SPEC.md 2.4).
+/// (tests/reference/losses_reference.py, an independent PyTorch implementation of docs/REFERENCE.md §4).
 /// </summary>
 public sealed class LossesCompareToPyTorchTests(ITestOutputHelper output)
 {
