@@ -41,13 +41,13 @@ public static class EvalBench
             var passages = Enumerable.Range(0, passageCount).Select(_ => Text(passageWords)).ToArray();
             var queries = Enumerable.Range(0, queryCount).Select(_ => Text(random.Next(5, 16))).ToArray();
 
-            using var encoder = SentenceEncoder.Load(modelDir, maxLength: 512);
+            using var encoder = SentenceEncoder.Load(modelDir, EncoderSpec.Default(BertConfig.Load(Path.Combine(modelDir, "config.json"))));
             double passageTokens = passages.Average(p => encoder.Tokenizer.Encode(p, 512).Length);
             double queryTokens = queries.Average(q => encoder.Tokenizer.Encode(q, 512).Length);
             Console.WriteLine($"encoding: {passageCount} passages (mean {passageTokens:F0} tokens), {queryCount} queries (mean {queryTokens:F0} tokens), batch {batch}");
-            encoder.Encode(passages.Take(batch).ToArray(), batch); // warm-up
-            Report("SentenceEncoder (TorchSharp, arctic-xs shape), passages", passageCount, Time(() => encoder.Encode(passages, batch)));
-            Report("SentenceEncoder (TorchSharp, arctic-xs shape), queries", queryCount, Time(() => encoder.Encode(queries, batch)));
+            encoder.Encode(passages.Take(batch).ToArray(), EmbeddingRole.Key, batch); // warm-up
+            Report("SentenceEncoder (TorchSharp, arctic-xs shape), passages", passageCount, Time(() => encoder.Encode(passages, EmbeddingRole.Key, batch)));
+            Report("SentenceEncoder (TorchSharp, arctic-xs shape), queries", queryCount, Time(() => encoder.Encode(queries, EmbeddingRole.Query, batch)));
 
             if (args.Contains("--no-onnx")) return;
             using var options = new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1 };

@@ -11,29 +11,30 @@ internal static class EncodeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model folder (Hugging Face or sentence-transformers) or hub id", Required = true };
+        var model = new Option<string>("--model") { Description = ModelArgument.Description, Required = true };
         var input = new Option<string>("--input") { Description = ".txt (one text per line) or .jsonl with a \"text\" field", Required = true };
         var output = new Option<string>("--output") { Description = "Output .npy file", Required = true };
-        var version = new Option<string?>("--version") { Description = "Instruction version (bge, e5, llm-embedder, ...); none by default" };
-        var task = new Option<string?>("--task") { Description = "Instruction task (qa, icl, ...)" };
-        var role = new Option<string>("--role") { Description = "query or key", DefaultValueFactory = _ => "query" };
+        var role = new Option<string>("--role")
+        {
+            Description = "query or key: which instruction of the task, which max length and (untied encoders) which encoder", DefaultValueFactory = _ => "query",
+        };
         role.AcceptOnlyFromAmong("query", "key");
         var encoderOptions = new EncoderOptions(defaultBatchSize: 32);
-        var instructionFile = new Option<string?>("--instruction_file") { Description = "JSON file adding instruction versions" };
 
-        var command = new Command("encode", "Embed texts into a .npy matrix")
+        var command = new Command("encode", "Embed texts into a .npy matrix, as the model's encoder spec says (pooling, normalisation, instruction, max length)")
         {
-            model, input, output, version, task, role, instructionFile,
+            model, input, output, role,
         };
         encoderOptions.AddTo(command);
         command.SetAction(parsed =>
         {
             var texts = TextInput.Read(parsed.GetRequiredValue(input));
-            var prefix = InstructionPrefix(parsed.GetValue(version), parsed.GetValue(task), parsed.GetRequiredValue(role), parsed.GetValue(instructionFile));
+            var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(model));
+            var side = parsed.GetRequiredValue(role) == "key" ? EmbeddingRole.Key : EmbeddingRole.Query;
+            var instruction = request.Spec.Instructions.For(encoderOptions.Task(parsed));
+            var prefix = side == EmbeddingRole.Query ? instruction.Query : instruction.Key;
             if (prefix.Length > 0) texts = texts.Select(t => prefix + t).ToList();
-
-            var dir = ModelArgument.Resolve(parsed.GetRequiredValue(model));
-            using var encoder = encoderOptions.Request(parsed, dir).Load();
+            using var encoder = request.Load(side);
 
             var clock = Stopwatch.StartNew();
             var progress = new ThrottledProgress<int>(done => done >= texts.Count, (done, elapsed) =>
@@ -42,22 +43,15 @@ internal static class EncodeCommand
                 var eta = TimeSpan.FromSeconds((texts.Count - done) / Math.Max(rate, 1e-9));
                 Console.Error.WriteLine($"encoded {done}/{texts.Count} texts, {rate:F1}/s, ETA {eta:hh\\:mm\\:ss}");
             });
-            var embeddings = encoder.Encode(texts, encoderOptions.BatchSize(parsed), progress);
+            var embeddings = encoder.Encode(texts, side, encoderOptions.BatchSize(parsed), progress);
             var outputPath = parsed.GetRequiredValue(output);
             Npy.WriteFloat32(outputPath, embeddings, texts.Count, encoder.Dimension);
+            var spec = request.Spec;
             Console.Error.WriteLine($"wrote {outputPath}: {texts.Count} x {encoder.Dimension} float32 " +
-                $"({encoder.Settings.Pooling.Name()} pooling{(encoder.Settings.Normalize ? ", L2-normalised" : "")}) in {clock.Elapsed.TotalSeconds:F1} s");
+                $"({spec.Pooling.Name()} pooling{(encoder.Dense is null ? "" : ", dense")}{(spec.Normalize ? ", L2-normalised" : "")}, " +
+                $"max {spec.MaxLength(side)} tokens, {(prefix.Length == 0 ? "no instruction" : $"instruction \"{prefix}\"")}) in {clock.Elapsed.TotalSeconds:F1} s");
             return 0;
         });
         return command;
-    }
-
-    private static string InstructionPrefix(string? version, string? task, string role, string? instructionFile)
-    {
-        if (version is null && task is null) return "";
-        if (version is null || task is null) throw new EmbedderException("--version and --task go together (an instruction is chosen by both)");
-        var instructions = instructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(instructionFile);
-        var instruction = instructions.Get(version).InstructionFor(task);
-        return role == "query" ? instruction.Query : instruction.Key;
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LlmEmbedder.Checkpoints;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
 
@@ -6,39 +7,59 @@ namespace LlmEmbedder.Cli.Commands;
 
 /// <summary>
 /// The options that say how a model turns text into vectors, shared by encode, eval and mine so their names,
-/// choices and help cannot drift: --pooling_method, --dense_metric, --max_length, --batch_size, --dtype.
+/// choices and help cannot drift. Each defaults to the model's encoder spec; a flag that changes it is reported.
 /// </summary>
 internal sealed class EncoderOptions
 {
-    private readonly Option<string?> pooling = new("--pooling_method") { Description = "cls or mean (when the model folder does not say)" };
-    private readonly Option<string?> metric = new("--dense_metric") { Description = "cos (L2-normalise) or ip (when the model folder does not say)" };
-    private readonly Option<int> maxLength;
+    private readonly Option<string?> pooling = new("--pooling_method") { Description = "cls or mean (default: the model's encoder spec)" };
+    private readonly Option<string?> metric = new("--dense_metric") { Description = "cos (L2-normalise), ip or l2 (default: the model's encoder spec)" };
+    private readonly Option<int?> maxLength;
     private readonly Option<int> batchSize;
-    private readonly Option<string> dtype = new("--dtype")
+    private readonly Option<string?> dtype = new("--dtype")
     {
-        Description = "fp32, or bf16 (about 2x faster on CPUs with AVX-512 BF16; embeddings agree with fp32 to about 1e-2)",
-        DefaultValueFactory = _ => "fp32",
+        Description = "fp32, or bf16 (about 2x faster on CPUs with AVX-512 BF16; embeddings agree with fp32 to about 1e-2). Default: the model's encoder spec (fp32)",
     };
+    private readonly Option<string?> version = new("--version") { Description = "Instruction version (bge, e5, llm-embedder, ...); default: the model's" };
+    private readonly Option<string?> instructionFile = new("--instruction_file") { Description = "JSON file adding instruction versions" };
+    private readonly Option<string?> task;
 
-    public EncoderOptions(int defaultBatchSize, string maxLengthDescription = "Truncate to this many tokens")
+    public EncoderOptions(int defaultBatchSize, string taskDescription = "Instruction task; needed when the model has instructions for several tasks")
     {
         pooling.AcceptOnlyFromAmong("cls", "mean");
-        metric.AcceptOnlyFromAmong("cos", "ip");
+        metric.AcceptOnlyFromAmong([.. DenseMetrics.Names]);
         dtype.AcceptOnlyFromAmong("fp32", "bf16");
-        maxLength = new Option<int>("--max_length") { Description = maxLengthDescription, DefaultValueFactory = _ => 512 };
+        maxLength = new Option<int?>("--max_length")
+        {
+            Description = "Truncate to this many tokens (default: the model's query and key max lengths, else 512)",
+        };
         batchSize = new Option<int>("--batch_size") { Description = "Texts per forward pass", DefaultValueFactory = _ => defaultBatchSize };
+        task = new Option<string?>("--task") { Description = taskDescription };
     }
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { pooling, metric, maxLength, batchSize, dtype }) command.Add(option);
+        foreach (var option in new Option[] { task, version, instructionFile, pooling, metric, maxLength, batchSize, dtype }) command.Add(option);
     }
 
     public int BatchSize(ParseResult parsed) => parsed.GetValue(batchSize);
 
-    public EncoderRequest Request(ParseResult parsed, string modelDir) => new(modelDir,
+    public string? Task(ParseResult parsed) => parsed.GetValue(task);
+
+    public EncoderSpecOverrides Overrides(ParseResult parsed) => new(
         parsed.GetValue(pooling) is { } p ? Pooling.Parse(p) : null,
-        parsed.GetValue(metric) is { } m ? m == "cos" : null,
+        parsed.GetValue(metric) is { } m ? DenseMetrics.Parse(m) : null,
         parsed.GetValue(maxLength),
-        parsed.GetRequiredValue(dtype) == "bf16" ? InferenceDtype.BFloat16 : InferenceDtype.Float32);
+        parsed.GetValue(dtype) is { } d ? EncoderSpec.ParseDtype(d) : null,
+        parsed.GetValue(version),
+        parsed.GetValue(instructionFile));
+
+    /// <summary>The model --model names (a folder, run, checkpoint or hub id) with its spec after the flags.</summary>
+    public EncoderRequest Request(ParseResult parsed, string modelArgument)
+    {
+        var model = ModelFolder.Open(ModelArgument.Resolve(modelArgument));
+        var spec = model.Spec.Override(Overrides(parsed), out var changes);
+        if (changes.Count > 0)
+            Console.Error.WriteLine($"llm-embedder: note: flags override the model's encoder spec ({model.SpecSource}): {string.Join(", ", changes)}");
+        return new EncoderRequest(model, spec);
+    }
 }

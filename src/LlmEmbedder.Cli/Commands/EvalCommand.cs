@@ -21,7 +21,7 @@ internal static class EvalCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model folder (Hugging Face or sentence-transformers) or hub id", Required = true };
+        var model = new Option<string>("--model") { Description = ModelArgument.Description, Required = true };
         var evalData = new Option<string>("--eval_data")
         {
             Description = "Eval JSONL {query, pos_index, query_id?} (with --corpus), or a BEIR / C-MTEB folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)",
@@ -31,9 +31,6 @@ internal static class EvalCommand
         var split = new Option<string>("--split") { Description = "qrels split of a BEIR folder", DefaultValueFactory = _ => "test" };
         var dataRoot = new Option<string>("--data_root") { Description = "Folder that llm-embedder: paths are relative to", DefaultValueFactory = _ => "/data/llm-embedder" };
         var keyTemplate = new Option<string>("--key_template") { Description = "How corpus fields form a key", DefaultValueFactory = _ => KeyTemplate.Default };
-        var version = new Option<string?>("--version") { Description = "Instruction version (bge, e5, llm-embedder, ...); none by default" };
-        var task = new Option<string?>("--task") { Description = "Instruction task; default: the eval file's first row's \"task\"" };
-        var instructionFile = new Option<string?>("--instruction_file") { Description = "JSON file adding instruction versions" };
         var metrics = new Option<string[]>("--metrics")
         {
             Description = "mrr, recall, ndcg", DefaultValueFactory = _ => [.. RetrievalMetrics.DefaultMetrics], AllowMultipleArgumentsPerToken = true,
@@ -45,7 +42,7 @@ internal static class EvalCommand
         var hits = new Option<int>("--hits") { Description = "Corpus rows retrieved per query", DefaultValueFactory = _ => RetrievalEvaluation.DefaultHits };
         var index = new Option<string>("--index") { Description = "exact (brute force) or hnsw (approximate, USearch)", DefaultValueFactory = _ => "exact" };
         index.AcceptOnlyFromAmong([.. VectorSearch.Names]);
-        var encoderOptions = new EncoderOptions(defaultBatchSize: 256, "Truncate queries and keys to this many tokens");
+        var encoderOptions = new EncoderOptions(defaultBatchSize: 256, "Instruction task; default: the eval file's first row's \"task\", else the model's only task");
         var outputDir = new Option<string?>("--output_dir") { Description = "Write metrics.json and results.jsonl ({query_id, pred, score}) here" };
         var compare = new Option<string?>("--compare") { Description = "A second model to evaluate the same way: side-by-side table and a bar chart" };
         var chart = new Option<string?>("--chart") { Description = "PNG of the comparison; default <output_dir>/comparison.png, else ./comparison.png" };
@@ -57,7 +54,7 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Evaluate retrieval (exact search by default).\n\n" + MetricRules)
         {
-            model, evalData, corpus, split, dataRoot, keyTemplate, version, task, instructionFile, metrics, cutoffs, hits, index,
+            model, evalData, corpus, split, dataRoot, keyTemplate, metrics, cutoffs, hits, index,
             outputDir, compare, chart, cacheDir, noCache,
         };
         encoderOptions.AddTo(command);
@@ -68,32 +65,35 @@ internal static class EvalCommand
             var template = parsed.GetRequiredValue(keyTemplate);
             var dataset = RetrievalDataset.Load(evalPath, corpusPath, parsed.GetRequiredValue(split), template);
             // As run_dense.py: without --task, the eval file's first row's "task" chooses the instruction.
-            var instruction = InstructionArgument.Resolve(parsed.GetValue(version), parsed.GetValue(task), parsed.GetValue(instructionFile),
-                parsed.GetValue(version) is not null && File.Exists(evalPath) ? EncoderEvaluator.FirstRowTask(evalPath) : null);
-            var settings = new EvaluationSettings(instruction, template, parsed.GetRequiredValue(metrics), parsed.GetRequiredValue(cutoffs),
+            var task = encoderOptions.Task(parsed);
+            var taskSource = "--task";
+            if (task is null && File.Exists(evalPath) && EncoderEvaluator.FirstRowTask(evalPath) is { } rowTask)
+                (task, taskSource) = (rowTask, $"{evalPath}: the first row's task");
+            var settings = new EvaluationSettings(null, template, parsed.GetRequiredValue(metrics), parsed.GetRequiredValue(cutoffs),
                 parsed.GetValue(hits), encoderOptions.BatchSize(parsed), VectorSearch.Parse(parsed.GetRequiredValue(index)));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
             // Every input is checked before the first line of progress, so a mistake is the only line printed.
-            var firstModel = ModelArgument.Resolve(parsed.GetRequiredValue(model));
-            var secondModel = parsed.GetValue(compare) is { } compared ? ModelArgument.Resolve(compared) : null;
-            foreach (var modelDir in new[] { firstModel, secondModel }.OfType<string>())
-                BertConfig.Load(Path.Combine(modelDir, "config.json"));
+            var firstRequest = encoderOptions.Request(parsed, parsed.GetRequiredValue(model));
+            var secondRequest = parsed.GetValue(compare) is { } compared ? encoderOptions.Request(parsed, compared) : null;
+            var firstSettings = settings with { Instruction = firstRequest.Spec.Instructions.For(task, taskSource) };
+            var secondSettings = secondRequest is null ? null : settings with { Instruction = secondRequest.Spec.Instructions.For(task, taskSource) };
             settings.Validate();
             Console.Error.WriteLine($"{dataset.Queries.Count} queries, {dataset.CorpusTexts.Count} corpus rows" +
-                (instruction is null ? ", no instruction" : $", query instruction \"{instruction.Query}\", key instruction \"{instruction.Key}\"") +
-                (cache is null ? ", cache off" : $", embedding cache {cache.Directory}"));
+                $", {Describe(firstSettings.Instruction!)}" + (cache is null ? ", cache off" : $", embedding cache {cache.Directory}"));
 
             var output = parsed.GetValue(outputDir);
-            var first = Evaluate(parsed.GetRequiredValue(model), encoderOptions.Request(parsed, firstModel), dataset, settings, cache);
+            var first = Evaluate(parsed.GetRequiredValue(model), firstRequest, dataset, firstSettings, cache);
             if (output is not null) WriteOutputs(output, dataset, first.Evaluation);
 
-            if (secondModel is null)
+            if (secondRequest is null)
             {
                 PrintTable([("value", first.Evaluation.Metrics.Values)]);
                 return 0;
             }
             var second = parsed.GetRequiredValue(compare)!;
-            var other = Evaluate(second, encoderOptions.Request(parsed, secondModel), dataset, settings, cache);
+            if (secondSettings!.Instruction != firstSettings.Instruction)
+                Console.Error.WriteLine($"{second}: {Describe(secondSettings.Instruction!)}");
+            var other = Evaluate(second, secondRequest, dataset, secondSettings, cache);
             if (output is not null) WriteOutputs(Path.Combine(output, "compare"), dataset, other.Evaluation);
             var labels = UniqueLabels(parsed.GetRequiredValue(model), second);
             PrintTable([(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
@@ -104,6 +104,10 @@ internal static class EvalCommand
         });
         return command;
     }
+
+    private static string Describe(Instruction instruction) => instruction.Query.Length == 0 && instruction.Key.Length == 0
+        ? "no instruction"
+        : $"query instruction \"{instruction.Query}\", key instruction \"{instruction.Key}\"";
 
     private static ModelEvaluationResult Evaluate(
         string modelArgument, EncoderRequest request, RetrievalDataset dataset, EvaluationSettings settings, EmbeddingCache? cache)

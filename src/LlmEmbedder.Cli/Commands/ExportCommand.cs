@@ -11,21 +11,21 @@ internal static class ExportCommand
     {
         var encoder = new Option<string>("--encoder")
         {
-            Description = "Encoder folder (config.json, weights, tokenizer; dense_pooler.bin kept as a Dense module) or a training output folder with encoder/",
+            Description = "Encoder folder, or a training output_dir / checkpoint-N folder with encoder/ (dense_pooler.bin kept as a Dense module)",
             Required = true,
         };
         var outputDir = new Option<string>("--output_dir") { Description = "The sentence-transformers folder to write", Required = true };
-        var pooling = new Option<string?>("--pooling_method") { Description = "cls or mean; default: the training run's (args.json), else cls" };
+        var pooling = new Option<string?>("--pooling_method") { Description = "cls or mean; default: the model's encoder spec" };
         pooling.AcceptOnlyFromAmong("cls", "mean");
-        var metric = new Option<string?>("--dense_metric") { Description = "cos (Normalize module, cosine) or ip (dot); default: the training run's, else cos" };
-        metric.AcceptOnlyFromAmong("cos", "ip", "l2");
-        var version = new Option<string?>("--version") { Description = "Instruction version for the \"query\"/\"document\" prompts; default: the training run's" };
-        var task = new Option<string?>("--task") { Description = "Instruction task" };
+        var metric = new Option<string?>("--dense_metric") { Description = "cos (Normalize module, cosine), ip (dot) or l2 (euclidean); default: the model's encoder spec" };
+        metric.AcceptOnlyFromAmong([.. DenseMetrics.Names]);
+        var version = new Option<string?>("--version") { Description = "Instruction version for the prompts; default: the model's" };
+        var task = new Option<string?>("--task") { Description = "The task whose instruction becomes the \"query\"/\"document\" prompts; default: the model's only task" };
         var instructionFile = new Option<string?>("--instruction_file") { Description = "JSON file adding instruction versions" };
-        var maxSeqLength = new Option<int>("--max_seq_length") { Description = "sentence_bert_config.json max_seq_length", DefaultValueFactory = _ => 512 };
+        var maxSeqLength = new Option<int?>("--max_seq_length") { Description = "sentence_bert_config.json max_seq_length; default: the model's larger max length" };
         var metricsFile = new Option<string?>("--metrics_file") { Description = "metrics.json (from eval --output_dir) to put in the model card" };
 
-        var command = new Command("export", "Convert an encoder to the sentence-transformers layout (Transformer → Pooling → [Dense] → [Normalize])")
+        var command = new Command("export", "Package an encoder as a hub-ready sentence-transformers folder (Transformer → Pooling → [Dense] → [Normalize], prompts, model card)")
         {
             encoder, outputDir, pooling, metric, version, task, instructionFile, maxSeqLength, metricsFile,
         };
@@ -35,18 +35,23 @@ internal static class ExportCommand
             {
                 EncoderDir = parsed.GetRequiredValue(encoder),
                 OutputDir = parsed.GetRequiredValue(outputDir),
-                Pooling = parsed.GetValue(pooling) is { } p ? Pooling.Parse(p) : null,
-                DenseMetric = parsed.GetValue(metric),
-                Version = parsed.GetValue(version),
+                Overrides = new EncoderSpecOverrides(
+                    parsed.GetValue(pooling) is { } p ? Pooling.Parse(p) : null,
+                    parsed.GetValue(metric) is { } m ? DenseMetrics.Parse(m) : null,
+                    parsed.GetValue(maxSeqLength),
+                    Version: parsed.GetValue(version),
+                    InstructionFile: parsed.GetValue(instructionFile)),
                 Task = parsed.GetValue(task),
-                InstructionFile = parsed.GetValue(instructionFile),
-                MaxSeqLength = parsed.GetValue(maxSeqLength),
                 MetricsFile = parsed.GetValue(metricsFile),
             });
-            Console.Error.WriteLine($"exported {result.EncoderDir} to {result.OutputDir}: {result.Pooling.Name()} pooling" +
+            if (result.Overridden.Count > 0)
+                Console.Error.WriteLine($"llm-embedder: note: flags override the model's encoder spec ({result.SpecSource}): {string.Join(", ", result.Overridden)}");
+            var spec = result.Spec;
+            Console.Error.WriteLine($"exported {result.EncoderDir} to {result.OutputDir}: {spec.Pooling.Name()} pooling" +
                 (result.DenseOutFeatures is { } dense ? $", Dense → {dense}" : "") +
-                $", {(result.Normalize ? "normalised, " : "")}{result.SimilarityFunction} similarity" +
-                (result.Prompts.Query.Length > 0 ? $", query prompt \"{result.Prompts.Query}\"" : ", no query prompt"));
+                $", {(spec.Normalize ? "normalised, " : "")}{spec.Metric.SimilarityFunctionName()} similarity" +
+                (result.Prompts is { Query.Length: > 0 } prompts ? $", query prompt \"{prompts.Query}\"" : ", no query prompt") +
+                (spec.Instructions.Tasks.Count > 0 ? $", instructions for {string.Join(", ", spec.Instructions.Tasks.Keys)}" : ""));
             foreach (var file in result.Files) Console.WriteLine(file);
             return 0;
         });

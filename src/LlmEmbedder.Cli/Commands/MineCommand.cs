@@ -11,7 +11,7 @@ internal static class MineCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model folder (Hugging Face or sentence-transformers) or hub id", Required = true };
+        var model = new Option<string>("--model") { Description = ModelArgument.Description, Required = true };
         var inputFile = new Option<string>("--input_file") { Description = "Training JSONL: {query, pos: [...], neg?: [...], ...}", Required = true };
         var outputFile = new Option<string>("--output_file") { Description = "Training JSONL with mined \"neg\" (other fields kept)", Required = true };
         var candidatePool = new Option<string?>("--candidate_pool")
@@ -24,9 +24,6 @@ internal static class MineCommand
         };
         var negativeNumber = new Option<int>("--negative_number") { Description = "Negatives per row", DefaultValueFactory = _ => 15 };
         var seed = new Option<long>("--seed") { Description = "Random seed (same seed and inputs: same output)", DefaultValueFactory = _ => 42 };
-        var version = new Option<string?>("--version") { Description = "Instruction version: query instruction on queries, key instruction on the pool" };
-        var task = new Option<string?>("--task") { Description = "Instruction task" };
-        var instructionFile = new Option<string?>("--instruction_file") { Description = "JSON file adding instruction versions" };
         var index = new Option<string>("--index") { Description = "exact (brute force) or hnsw (approximate, USearch)", DefaultValueFactory = _ => "exact" };
         index.AcceptOnlyFromAmong([.. VectorSearch.Names]);
         var encoderOptions = new EncoderOptions(defaultBatchSize: 256);
@@ -35,24 +32,25 @@ internal static class MineCommand
 
         var command = new Command("mine", "Mine hard negatives: sample each query's negatives from its ranked pool hits, never a positive or the query itself")
         {
-            model, inputFile, outputFile, candidatePool, range, negativeNumber, seed, version, task, instructionFile, index,
+            model, inputFile, outputFile, candidatePool, range, negativeNumber, seed, index,
             cacheDir, noCache,
         };
         encoderOptions.AddTo(command);
         command.SetAction(parsed =>
         {
             var (start, end) = MiningOptions.ParseRange(parsed.GetRequiredValue(range));
+            var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(model));
             var options = new MiningOptions
             {
                 RangeStart = start,
                 RangeEnd = end,
                 NegativeNumber = parsed.GetValue(negativeNumber),
                 Seed = parsed.GetValue(seed),
-                Instruction = InstructionArgument.Resolve(parsed.GetValue(version), parsed.GetValue(task), parsed.GetValue(instructionFile)),
+                // The query side's instruction on the queries, the key side's on the pool.
+                Instruction = request.Spec.Instructions.For(encoderOptions.Task(parsed)),
                 BatchSize = encoderOptions.BatchSize(parsed),
                 Index = VectorSearch.Parse(parsed.GetRequiredValue(index)),
             };
-            var request = encoderOptions.Request(parsed, ModelArgument.Resolve(parsed.GetRequiredValue(model)));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
             using var encoder = new CachingEncoder(request, cache);
 

@@ -93,6 +93,17 @@ public sealed class DenseLayer : Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>
+    /// The projection after pooling that an encoder folder holds, or null: its sentence-transformers Dense module
+    /// (modules.json), else the reference's dense_pooler.bin.
+    /// </summary>
+    public static DenseLayer? LoadFromFolder(string encoderDir)
+    {
+        if (SentenceTransformersFolder.TryRead(encoderDir)?.Dense is { } module) return Load(module);
+        var densePooler = Path.Combine(encoderDir, SentenceEncoder.DensePoolerFile);
+        return File.Exists(densePooler) ? LoadDensePooler(densePooler) : null;
+    }
+
     /// <summary>A sentence-transformers Dense module folder ("linear.weight", "linear.bias").</summary>
     public static DenseLayer Load(DenseModuleConfig config)
     {

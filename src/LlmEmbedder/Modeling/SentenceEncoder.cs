@@ -5,16 +5,6 @@ using static TorchSharp.torch;
 
 namespace LlmEmbedder.Modeling;
 
-/// <summary>The precision the encoder's BERT runs in at inference (pooling, the Dense layer and the output stay fp32).</summary>
-public enum InferenceDtype
-{
-    Float32,
-    BFloat16,
-}
-
-/// <summary>How token vectors become the sentence embedding, and how long inputs may be.</summary>
-public sealed record EncoderSettings(PoolingMethod Pooling = PoolingMethod.Cls, bool Normalize = true, int MaxLength = 512);
-
 /// <summary>
 /// The sentence-transformers pipeline: tokenizer + BERT (Transformer) → Pooling → [Dense] → Normalize.
 /// Owns the model's tensors.
@@ -26,7 +16,9 @@ public sealed class SentenceEncoder : IDisposable
 
     public BertTokenizer Tokenizer { get; }
     public BertModel Model { get; }
-    public EncoderSettings Settings { get; }
+
+    /// <summary>How this encoder turns text into vectors (pooling, normalisation, max lengths, instructions).</summary>
+    public EncoderSpec Spec { get; }
 
     /// <summary>The projection after pooling (sentence-transformers Dense, or the reference's dense pooler), if any.</summary>
     public DenseLayer? Dense { get; private set; }
@@ -36,52 +28,52 @@ public sealed class SentenceEncoder : IDisposable
 
     public int Dimension => Dense?.OutFeatures ?? Model.Config.HiddenSize;
 
-    public SentenceEncoder(BertTokenizer tokenizer, BertModel model, EncoderSettings settings, DenseLayer? dense = null)
+    public SentenceEncoder(BertTokenizer tokenizer, BertModel model, EncoderSpec spec, DenseLayer? dense = null)
     {
-        if (settings.MaxLength < 2 || settings.MaxLength > model.Config.MaxPositionEmbeddings)
-            throw new EmbedderException($"max length {settings.MaxLength} must be between 2 and the model's {model.Config.MaxPositionEmbeddings} positions");
+        spec.ValidatedFor(model.Config);
         if (dense is not null) RequireFits(dense, model.Config);
         Tokenizer = tokenizer;
         Model = model;
-        Settings = settings;
+        Spec = spec;
         Dense = dense;
     }
 
+    /// <summary>Loads an encoder folder as its own spec says (<see cref="ModelFolder.ReadSpec"/>).</summary>
+    public static SentenceEncoder Load(string encoderDir) =>
+        Load(encoderDir, ModelFolder.ReadSpec(encoderDir, BertConfig.Load(Path.Combine(encoderDir, "config.json")), out _));
+
     /// <summary>
-    /// Loads a Hugging Face BERT folder or a sentence-transformers folder. Pooling and normalisation come from
-    /// the folder when it says (modules.json), else from the arguments, else CLS + L2 (the BGE default).
-    /// The Dense layer comes from the folder's Dense module, or from dense_pooler.bin in a plain folder (the
-    /// reference's --pooling_method dense output).
+    /// Loads a Hugging Face BERT folder or a sentence-transformers folder to encode as <paramref name="spec"/> says. The
+    /// Dense layer comes from the folder's Dense module (modules.json), else from dense_pooler.bin (the reference's
+    /// --pooling_method dense output); it is loaded whenever the folder has one, so training can check it.
     /// </summary>
-    public static SentenceEncoder Load(string modelDir, PoolingMethod? pooling = null, bool? normalize = null, int? maxLength = null)
+    public static SentenceEncoder Load(string encoderDir, EncoderSpec spec)
     {
-        if (!Directory.Exists(modelDir)) throw new EmbedderException($"{modelDir}: model folder not found");
-        var config = BertConfig.Load(Path.Combine(modelDir, "config.json"));
-        var tokenizer = BertTokenizer.FromDirectory(modelDir);
-        var folder = SentenceTransformersFolder.TryRead(modelDir);
-        var settings = new EncoderSettings(
-            folder?.Pooling ?? pooling ?? PoolingMethod.Cls,
-            folder?.Normalize ?? normalize ?? true,
-            maxLength ?? folder?.MaxSeqLength ?? Math.Min(512, config.MaxPositionEmbeddings));
+        if (!Directory.Exists(encoderDir)) throw new EmbedderException($"{encoderDir}: model folder not found");
+        var config = BertConfig.Load(Path.Combine(encoderDir, "config.json"));
+        spec.ValidatedFor(config);
+        var tokenizer = BertTokenizer.FromDirectory(encoderDir);
 
         var model = new BertModel(config);
         DenseLayer? dense = null;
         try
         {
-            if (folder?.Dense is { } denseModule) dense = DenseLayer.Load(denseModule);
-            else if (folder is null && File.Exists(Path.Combine(modelDir, DensePoolerFile)))
-                dense = DenseLayer.LoadDensePooler(Path.Combine(modelDir, DensePoolerFile));
-            var weights = WeightFiles.Load(modelDir);
+            dense = DenseLayer.LoadFromFolder(encoderDir);
+            if (spec.Dense && dense is null)
+                throw new EmbedderException($"{encoderDir}: its encoder spec has a dense pooler but the folder has neither {DensePoolerFile} nor a Dense module");
+            var weights = WeightFiles.Load(encoderDir);
             try
             {
-                StateDictLoader.LoadInto(model, weights, modelDir, requireAll: true);
+                StateDictLoader.LoadInto(model, weights, encoderDir, requireAll: true);
             }
             finally
             {
                 foreach (var tensor in weights.Values) tensor.Dispose();
             }
             model.eval();
-            return new SentenceEncoder(tokenizer, model, settings, dense);
+            var encoder = new SentenceEncoder(tokenizer, model, spec, dense);
+            encoder.UseInferenceDtype(spec.Dtype);
+            return encoder;
         }
         catch
         {
@@ -92,7 +84,7 @@ public sealed class SentenceEncoder : IDisposable
     }
 
     /// <summary>Sentence embeddings [batch, hidden] of one tokenized batch; differentiable when grad is enabled.</summary>
-    public Tensor Forward(TokenBatch batch) => Embed(Model, batch, Settings.Pooling, Settings.Normalize, Dense);
+    public Tensor Forward(TokenBatch batch) => Embed(Model, batch, Spec.Pooling, Spec.Normalize, Dense);
 
     /// <summary>Pooled (then projected by <paramref name="dense"/>, then optionally L2-normalised) embeddings of
     /// <paramref name="model"/>, e.g. a training copy in another dtype.</summary>
@@ -108,13 +100,15 @@ public sealed class SentenceEncoder : IDisposable
     }
 
     /// <summary>
-    /// Embeds texts for inference: rows [texts.Count × Dimension] in input order. Texts are batched by
-    /// token length (less padding); each batch runs in its own dispose scope.
+    /// Embeds texts for inference: rows [texts.Count × Dimension] in input order, truncated to the role's max length.
+    /// The texts already carry their instruction. Texts are batched by token length (less padding); each batch runs
+    /// in its own dispose scope.
     /// </summary>
-    public float[] Encode(IReadOnlyList<string> texts, int batchSize = 32, IProgress<int>? progress = null)
+    public float[] Encode(IReadOnlyList<string> texts, EmbeddingRole role, int batchSize = 32, IProgress<int>? progress = null)
     {
         if (batchSize < 1) throw new EmbedderException($"batch size must be positive, got {batchSize}");
-        var lengths = texts.Select(t => Tokenizer.Encode(t, Settings.MaxLength).Length).ToArray();
+        int maxLength = Spec.MaxLength(role);
+        var lengths = texts.Select(t => Tokenizer.Encode(t, maxLength).Length).ToArray();
         var order = Enumerable.Range(0, texts.Count).OrderByDescending(i => lengths[i]).ToArray();
         var output = new float[(long)texts.Count * Dimension];
         bool wasTraining = Model.training;
@@ -125,7 +119,7 @@ public sealed class SentenceEncoder : IDisposable
             {
                 using var scope = NewDisposeScope();
                 var rows = order.Skip(start).Take(batchSize).ToArray();
-                var batch = Tokenizer.EncodeBatch(rows.Select(i => texts[i]).ToList(), Settings.MaxLength);
+                var batch = Tokenizer.EncodeBatch(rows.Select(i => texts[i]).ToList(), maxLength);
                 var embeddings = Forward(batch).to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
                 for (int r = 0; r < rows.Length; r++)
                     Array.Copy(embeddings, (long)r * Dimension, output, (long)rows[r] * Dimension, Dimension);
@@ -137,7 +131,7 @@ public sealed class SentenceEncoder : IDisposable
     }
 
     /// <summary>Converts the BERT weights for inference in <paramref name="dtype"/> (bf16 roughly doubles throughput on AVX-512 BF16 CPUs).</summary>
-    public void UseInferenceDtype(InferenceDtype dtype)
+    private void UseInferenceDtype(InferenceDtype dtype)
     {
         var scalarType = dtype == InferenceDtype.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         if (Model.parameters().First().dtype != scalarType) Model.to(scalarType);
@@ -162,16 +156,20 @@ public sealed class SentenceEncoder : IDisposable
     }
 
     /// <summary>
-    /// Writes a plain Hugging Face BERT folder: config.json, model.safetensors (no pooler), the tokenizer files,
-    /// and dense_pooler.bin when the encoder has a dense pooler (as run_dense.py saves it).
+    /// Writes an encoder folder that describes itself: the reference's Hugging Face layout (config.json,
+    /// model.safetensors without the pooler, the tokenizer files, dense_pooler.bin when there is a dense pooler, as
+    /// run_dense.py saves it), <paramref name="spec"/> as encoder_spec.json, and the sentence-transformers files, so
+    /// SentenceTransformer(path) loads it with no conversion.
     /// </summary>
-    public void SaveHuggingFace(string directory)
+    public void Save(string directory, EncoderSpec spec)
     {
         Directory.CreateDirectory(directory);
         Model.Config.Save(Path.Combine(directory, "config.json"));
         WeightFiles.SaveSafetensors(directory, Model.state_dict());
         Tokenizer.Save(directory);
         Dense?.SaveDensePooler(Path.Combine(directory, DensePoolerFile));
+        spec.Save(directory);
+        SentenceTransformersFolder.Write(directory, spec, Model.Config, Dense);
     }
 
     public void Dispose()

@@ -10,36 +10,38 @@ using LlmEmbedder.Modeling;
 namespace LlmEmbedder.Retrieval;
 
 /// <summary>
-/// A model folder and the <see cref="SentenceEncoder.Load"/> arguments as the user gave them. Pooling,
-/// normalisation and Dense follow from these and the folder's files, so the cache can be keyed on them without
-/// loading the weights (a second run with everything cached never loads the model).
+/// A model folder opened for inference and the spec to encode with (the folder's, after the command's flags).
+/// Everything the embeddings depend on is known from these without loading the weights, so a second run with
+/// everything cached never loads the model.
 /// </summary>
-public sealed record EncoderRequest(string ModelDir, PoolingMethod? Pooling = null, bool? Normalize = null, int? MaxLength = null,
-    InferenceDtype Dtype = InferenceDtype.Float32)
+public sealed record EncoderRequest(ModelFolder Model, EncoderSpec Spec)
 {
-    public SentenceEncoder Load()
+    /// <summary>The folder's own spec, no flags.</summary>
+    public static EncoderRequest Open(string modelDir)
     {
-        var encoder = SentenceEncoder.Load(ModelDir, Pooling, Normalize, MaxLength);
-        encoder.UseInferenceDtype(Dtype);
-        return encoder;
+        var model = ModelFolder.Open(modelDir);
+        return new EncoderRequest(model, model.Spec);
     }
+
+    public SentenceEncoder Load(EmbeddingRole role) => SentenceEncoder.Load(Model.EncoderDir(role), Spec);
 }
 
 /// <summary>
 /// What a cached embedding matrix depends on: the model (its folder's files by path, size and modification time),
-/// the encoder arguments (pooling, normalisation, max length), the instruction prefix and the texts themselves (a
+/// the encoder spec that applies (pooling, dense, normalisation, the side's max length, dtype), the instruction prefix and the texts themselves (a
 /// SHA-256 of every text, so an edited corpus misses). The key template is recorded for people reading the
 /// metadata; the rendered texts already change with it.
 /// </summary>
 public sealed record EmbeddingCacheKey(
     EncoderRequest Encoder,
+    EmbeddingRole Role,
     string ModelFingerprint,
     string InstructionPrefix,
     string? KeyTemplate,
     IReadOnlyList<string> Texts)
 {
-    public static EmbeddingCacheKey For(EncoderRequest encoder, string instructionPrefix, string? keyTemplate, IReadOnlyList<string> texts) =>
-        new(encoder, EmbeddingCache.ModelFingerprint(encoder.ModelDir), instructionPrefix, keyTemplate, texts);
+    public static EmbeddingCacheKey For(EncoderRequest encoder, EmbeddingRole role, string instructionPrefix, string? keyTemplate, IReadOnlyList<string> texts) =>
+        new(encoder, role, EmbeddingCache.ModelFingerprint(encoder.Model.EncoderDir(role)), instructionPrefix, keyTemplate, texts);
 
     public string TextsHash()
     {
@@ -55,15 +57,16 @@ public sealed record EmbeddingCacheKey(
         return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
-    /// <summary>Everything the key is made of, as the JSON stored beside the matrix (null: decided by the model folder).</summary>
+    /// <summary>Everything the key is made of, as the JSON stored beside the matrix.</summary>
     public JsonObject Describe() => new()
     {
-        ["model_dir"] = Path.GetFullPath(Encoder.ModelDir),
+        ["model_dir"] = Path.GetFullPath(Encoder.Model.EncoderDir(Role)),
         ["model_fingerprint"] = ModelFingerprint,
-        ["pooling"] = Encoder.Pooling?.Name(),
-        ["normalize"] = Encoder.Normalize,
-        ["max_length"] = Encoder.MaxLength,
-        ["dtype"] = Encoder.Dtype.ToString(),
+        ["pooling"] = Encoder.Spec.Pooling.Name(),
+        ["dense"] = Encoder.Spec.Dense,
+        ["normalize"] = Encoder.Spec.Normalize,
+        ["max_length"] = Encoder.Spec.MaxLength(Role),
+        ["dtype"] = EncoderSpec.DtypeName(Encoder.Spec.Dtype),
         ["instruction"] = InstructionPrefix,
         ["key_template"] = KeyTemplate,
         ["rows"] = Texts.Count,

@@ -6,26 +6,22 @@ using LlmEmbedder.Training;
 namespace LlmEmbedder.Retrieval;
 
 /// <summary>
-/// Retrieval evaluation of an encoder pair: embed the queries (with the task's query instruction) and the corpus
-/// (with its key instruction), exact search, metrics. The task is the eval file's first row's "task", as in run_dense.py.
+/// Training's own retrieval evaluation (before, during and after training): the same <see cref="ModelEvaluation"/>
+/// the eval command runs, on the encoders being trained, with the instruction their spec gives for the eval file's
+/// task (its first row's "task", as in run_dense.py), so `eval --model output_dir` prints the same numbers.
 /// </summary>
 public sealed class EncoderEvaluator : IEncoderEvaluator
 {
     private readonly RetrievalDataset dataset;
-    private readonly Instruction? instruction;
-    private readonly IReadOnlyList<string> metrics;
-    private readonly IReadOnlyList<int> cutoffs;
-    private readonly int hits;
-    private readonly int batchSize;
+    private readonly string? task;
+    private readonly EvaluationSettings settings;
 
-    public EncoderEvaluator(RetrievalDataset dataset, Instruction? instruction, IReadOnlyList<string> metrics, IReadOnlyList<int> cutoffs, int hits, int batchSize)
+    public EncoderEvaluator(RetrievalDataset dataset, string? task, EvaluationSettings settings)
     {
+        settings.Validate();
         this.dataset = dataset;
-        this.instruction = instruction;
-        this.metrics = metrics;
-        this.cutoffs = cutoffs;
-        this.hits = hits;
-        this.batchSize = batchSize;
+        this.task = task;
+        this.settings = settings;
     }
 
     /// <summary>The evaluator --eval_data/--corpus ask for, or null when they are not given.</summary>
@@ -35,23 +31,21 @@ public sealed class EncoderEvaluator : IEncoderEvaluator
         var evalData = ResolveDataPath(args.EvalData, args.DataRoot);
         var corpus = args.Corpus is null ? null : ResolveDataPath(args.Corpus, args.DataRoot);
         var dataset = RetrievalDataset.Load(evalData, corpus, keyTemplate: args.KeyTemplate);
-        Instruction? instruction = null;
-        if (args.AddInstruction && FirstRowTask(evalData) is { } task)
-        {
-            var instructions = args.InstructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(args.InstructionFile);
-            instruction = instructions.Get(args.Version).InstructionFor(task);
-        }
-        return new EncoderEvaluator(dataset, instruction, args.Metrics, args.Cutoffs, args.Hits, args.BatchSize);
+        return new EncoderEvaluator(dataset, FirstRowTask(evalData),
+            new EvaluationSettings(null, args.KeyTemplate, args.Metrics, args.Cutoffs, args.Hits, args.BatchSize));
     }
+
+    /// <summary>Fails now, not after training, when the spec has no instruction for the eval data's task.</summary>
+    public void CheckInstruction(EncoderSpec spec) => InstructionFor(spec);
 
     public IReadOnlyDictionary<string, double> Evaluate(SentenceEncoder queryEncoder, SentenceEncoder keyEncoder)
     {
-        var queries = dataset.QueryTexts.Select(q => instruction is null ? q : instruction.ApplyToQuery(q)).ToList();
-        var keys = dataset.CorpusTexts.Select(k => instruction is null ? k : instruction.ApplyToKey(k)).ToList();
-        var queryEmbeddings = queryEncoder.Encode(queries, batchSize);
-        var keyEmbeddings = keyEncoder.Encode(keys, batchSize);
-        return RetrievalEvaluation.Run(dataset, queryEmbeddings, keyEmbeddings, queryEncoder.Dimension, hits, metrics, cutoffs).Metrics.Values;
+        using var encoder = new CachingEncoder(queryEncoder, keyEncoder);
+        var withInstruction = settings with { Instruction = InstructionFor(queryEncoder.Spec) };
+        return ModelEvaluation.Run(encoder, dataset, withInstruction).Evaluation.Metrics.Values;
     }
+
+    private Instruction InstructionFor(EncoderSpec spec) => spec.Instructions.For(task, "the eval data's task");
 
     /// <summary>A BEIR folder (the llm-embedder: prefix applied), else one file as --train_data resolves it.</summary>
     public static string ResolveDataPath(string entry, string dataRoot)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LlmEmbedder.Data;
+using LlmEmbedder.Modeling;
 
 namespace LlmEmbedder.Retrieval;
 
@@ -46,8 +47,8 @@ public static class ModelEvaluation
     {
         settings.Validate();
         var clock = Stopwatch.StartNew();
-        var corpus = encoder.Encode(dataset.CorpusTexts, settings.Instruction?.Key ?? "", settings.KeyTemplate, settings.BatchSize, "corpus", progress);
-        var queries = encoder.Encode(dataset.QueryTexts, settings.Instruction?.Query ?? "", null, settings.BatchSize, "queries", progress);
+        var corpus = encoder.Encode(dataset.CorpusTexts, EmbeddingRole.Key, settings.Instruction?.Key ?? "", settings.KeyTemplate, settings.BatchSize, "corpus", progress);
+        var queries = encoder.Encode(dataset.QueryTexts, EmbeddingRole.Query, settings.Instruction?.Query ?? "", null, settings.BatchSize, "queries", progress);
         if (queries.Dimension != corpus.Dimension)
             throw new EmbedderException($"query embeddings have {queries.Dimension} dimensions but corpus embeddings {corpus.Dimension} (a stale cache entry?)");
         var encodingTime = clock.Elapsed;

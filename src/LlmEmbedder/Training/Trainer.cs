@@ -1,6 +1,5 @@
 using System.Diagnostics;
-using System.Text.Json;
-using System.Text.Json.Nodes;
+using LlmEmbedder.Checkpoints;
 using LlmEmbedder.Data;
 using LlmEmbedder.Distributed;
 using LlmEmbedder.Modeling;
@@ -16,6 +15,9 @@ namespace LlmEmbedder.Training;
 /// <summary>Scores an encoder pair on held-out data (evaluation before, during and after training).</summary>
 public interface IEncoderEvaluator
 {
+    /// <summary>Fails before training when the evaluation could not run with encoders of this spec (e.g. no instruction for its task).</summary>
+    void CheckInstruction(EncoderSpec spec);
+
     IReadOnlyDictionary<string, double> Evaluate(SentenceEncoder queryEncoder, SentenceEncoder keyEncoder);
 }
 
@@ -54,9 +56,12 @@ public sealed class Trainer
 
     public TrainingResult Run(IEncoderEvaluator? evaluator = null)
     {
-        var settings = ValidateArguments();
+        ValidateArguments();
         // Everything that can fail on bad input happens before the first byte is written to output_dir.
         var data = LoadData();
+        // How the trained model turns text into vectors, saved with every encoder folder and used by its evaluation.
+        var spec = modelArgs.ToEncoderSpec(data.Datasets.Select(d => d.Task).Distinct());
+        evaluator?.CheckInstruction(spec);
         var sampler = new BatchSampler(
             trainArgs.InbatchSameDataset is { } mode ? InBatchSameDatasetNames.Parse(mode) : InBatchSameDataset.None,
             data.Spans, trainArgs.PerDeviceTrainBatchSize, processGroup.WorldSize, processGroup.Rank, trainArgs.Seed);
@@ -67,11 +72,11 @@ public sealed class Trainer
 
         string? resumeFrom = trainArgs.ResumeFromCheckpoint is { } resume ? CheckpointFolders.Resolve(resume, trainArgs.OutputDir) : null;
         var queryDir = resumeFrom is null ? resolveModel(modelArgs.QueryEncoder) : CheckpointEncoderDir(resumeFrom, "query");
-        using var queryEncoder = LoadEncoder(queryDir, settings);
+        using var queryEncoder = LoadEncoder(queryDir, spec);
         using var keyEncoder = modelArgs.TieEncoders ? null
-            : LoadEncoder(resumeFrom is null ? resolveModel(modelArgs.KeyEncoder) : CheckpointEncoderDir(resumeFrom, "key"), settings);
+            : LoadEncoder(resumeFrom is null ? resolveModel(modelArgs.KeyEncoder) : CheckpointEncoderDir(resumeFrom, "key"), spec);
         var keySide = keyEncoder ?? queryEncoder;
-        var densePooler = settings.DensePooling ? StartDensePooler(queryEncoder, queryDir, fromCheckpoint: resumeFrom is not null) : null;
+        var densePooler = spec.Dense ? StartDensePooler(queryEncoder, queryDir, fromCheckpoint: resumeFrom is not null) : null;
         // One dense pooler for both sides, as in the reference (it belongs to the retriever, not to an encoder).
         if (densePooler is not null) keyEncoder?.SetDense(densePooler, owned: false);
 
@@ -141,7 +146,7 @@ public sealed class Trainer
                 // Our handles on the forward's intermediates go before backward: the graph keeps what backward needs and
                 // frees it layer by layer as backward passes, as PyTorch does when Python drops its locals.
                 using (NewDisposeScope())
-                    loss = (BatchLoss(data, batch, queryEncoder, keySide, queryCompute.Compute, (keyCompute ?? queryCompute).Compute, settings)
+                    loss = (BatchLoss(data, batch, queryEncoder, keySide, queryCompute.Compute, (keyCompute ?? queryCompute).Compute, spec)
                         / trainArgs.GradientAccumulationSteps).MoveToOuterDisposeScope();
                 loss.backward();
                 stepLoss += loss.item<float>();
@@ -178,7 +183,7 @@ public sealed class Trainer
             }
             if (trainArgs.SaveSteps > 0 && step % trainArgs.SaveSteps == 0 && step < lastStep)
             {
-                if (WritesOutput) SaveCheckpoint(step, totalSteps, queryEncoder, keyEncoder, optimizer, sampler, lossHistory);
+                if (WritesOutput) SaveCheckpoint(step, totalSteps, queryEncoder, keyEncoder, spec, optimizer, sampler, lossHistory);
                 // No rank runs ahead of a checkpoint that is still being written.
                 processGroup.Barrier();
             }
@@ -194,7 +199,7 @@ public sealed class Trainer
 
         if (WritesOutput)
         {
-            SaveFinal(queryEncoder, keyEncoder);
+            SaveFinal(queryEncoder, keyEncoder, spec);
             new TrainerState(lastStep, totalSteps, sampler.State, lossHistory, get_num_threads()).Save(Path.Combine(trainArgs.OutputDir, CheckpointFolders.TrainerStateFile));
             LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), lossHistory);
         }
@@ -202,9 +207,7 @@ public sealed class Trainer
         return new TrainingResult(trainArgs.OutputDir, lastStep, lossHistory, metricsBefore, metricsAfter);
     }
 
-    private sealed record EncodingSettings(PoolingMethod Pooling, DenseMetric Metric, bool DensePooling);
-
-    private EncodingSettings ValidateArguments()
+    private void ValidateArguments()
     {
         if (trainArgs.TrainGroupSize < 2) throw new EmbedderException($"--train_group_size must be at least 2 (1 positive + negatives), got {trainArgs.TrainGroupSize}");
         if (trainArgs.PerDeviceTrainBatchSize < 1) throw new EmbedderException("--per_device_train_batch_size must be positive");
@@ -215,18 +218,8 @@ public sealed class Trainer
         if (trainArgs.Device != "cpu") throw new EmbedderException($"--device '{trainArgs.Device}': only cpu is available in this build (TorchSharp-cpu)");
         if (modelArgs.TruncationSide is not ("right" or "left")) throw new EmbedderException($"--truncation_side '{modelArgs.TruncationSide}': expected right or left");
         MixedPrecisionModel.ParseDtype(modelArgs.Dtype);
-        if (modelArgs.PoolingMethod.FirstOrDefault(p => p is not ("cls" or "mean" or "dense")) is { } unknown)
-            throw new EmbedderException($"--pooling_method '{unknown}': expected cls or mean, optionally with dense (e.g. --pooling_method cls dense)");
-        // As the reference: mean wins over cls; dense projects whichever was pooled (dense alone pools CLS).
-        var pooling = modelArgs.PoolingMethod.Contains("mean") ? PoolingMethod.Mean : PoolingMethod.Cls;
-        var metric = modelArgs.DenseMetric switch
-        {
-            "cos" => DenseMetric.Cos,
-            "ip" => DenseMetric.Ip,
-            "l2" => DenseMetric.L2,
-            _ => throw new EmbedderException($"--dense_metric '{modelArgs.DenseMetric}': expected cos, ip or l2"),
-        };
-        return new EncodingSettings(pooling, metric, modelArgs.PoolingMethod.Contains("dense"));
+        // Pooling, metric and instructions are checked where they are parsed, before any data is read.
+        modelArgs.ToEncoderSpec(tasks: []);
     }
 
     private TrainingData LoadData() => TrainingData.Load(new TrainingDataOptions(
@@ -239,16 +232,16 @@ public sealed class Trainer
             trainArgs.StableDistill),
         trainArgs.Seed, trainArgs.SkipBadRows));
 
-    private SentenceEncoder LoadEncoder(string dir, EncodingSettings settings)
+    private SentenceEncoder LoadEncoder(string dir, EncoderSpec spec)
     {
-        var encoder = SentenceEncoder.Load(dir, settings.Pooling, settings.Metric == DenseMetric.Cos,
-            Math.Max(modelArgs.QueryMaxLength, modelArgs.KeyMaxLength));
+        // Loaded as this run trains it, whatever the start folder's own spec says; its dense pooler, if any, is checked below.
+        var encoder = SentenceEncoder.Load(dir, spec with { Dense = false });
         string? problem = encoder.Dense switch
         {
             null => null,
             { IsDensePooler: false } dense => $"{dir}: its Dense layer ([{dense.OutFeatures}, {dense.InFeatures}], " +
                                               $"{(dense.Bias is null ? "no bias" : "with bias")}, {dense.Activation}) is not the square bias-free dense pooler that training updates",
-            _ when !settings.DensePooling => $"{dir}: has a dense pooler (dense_pooler.bin or 2_Dense); add dense to --pooling_method " +
+            _ when !spec.Dense => $"{dir}: has a dense pooler (dense_pooler.bin or 2_Dense); add dense to --pooling_method " +
                                              "(e.g. --pooling_method cls dense) to train it, or remove it from the folder",
             _ => null,
         };
@@ -283,7 +276,7 @@ public sealed class Trainer
 
     /// <summary>The loss of one (micro-)batch: queries against the flattened [q0_pos, q0_negs…, q1_pos, …] keys.</summary>
     private Tensor BatchLoss(TrainingData data, SamplerBatch batch, SentenceEncoder queryEncoder, SentenceEncoder keyEncoder,
-        BertModel queryModel, BertModel keyModel, EncodingSettings settings)
+        BertModel queryModel, BertModel keyModel, EncoderSpec spec)
     {
         var groups = batch.RankIndices.Select(i => data.Groups[i]).ToList();
         var dataset = data.Datasets[groups[0].DatasetIndex];
@@ -291,14 +284,14 @@ public sealed class Trainer
         var queryTokens = Truncating(queryEncoder.Tokenizer).EncodeBatch(groups.Select(g => g.Query).ToList(), modelArgs.QueryMaxLength);
         var keyTokens = Truncating(keyEncoder.Tokenizer).EncodeBatch(groups.SelectMany(g => g.Keys).ToList(), modelArgs.KeyMaxLength);
         // The loss normalises for cos itself, in fp32.
-        var queries = SentenceEncoder.Embed(queryModel, queryTokens, settings.Pooling, normalize: false, queryEncoder.Dense).to(ScalarType.Float32);
-        var keys = SentenceEncoder.Embed(keyModel, keyTokens, settings.Pooling, normalize: false, keyEncoder.Dense).to(ScalarType.Float32);
+        var queries = SentenceEncoder.Embed(queryModel, queryTokens, spec.Pooling, normalize: false, queryEncoder.Dense).to(ScalarType.Float32);
+        var keys = SentenceEncoder.Embed(keyModel, keyTokens, spec.Pooling, normalize: false, keyEncoder.Dense).to(ScalarType.Float32);
         Tensor? teacher = groups.All(g => g.TeacherScores is not null)
             ? tensor(groups.SelectMany(g => g.TeacherScores!).ToArray(), [groups.Count, trainArgs.TrainGroupSize])
             : null;
         var loss = new RetrievalLoss(new RetrievalLossOptions
         {
-            DenseMetric = settings.Metric,
+            DenseMetric = spec.Metric,
             CosTemperature = trainArgs.CosTemperature,
             ContrastiveWeight = config.ContrastiveWeight,
             DistillWeight = config.DistillWeight,
@@ -338,12 +331,12 @@ public sealed class Trainer
         return metrics;
     }
 
-    private void SaveCheckpoint(int step, int totalSteps, SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder,
+    private void SaveCheckpoint(int step, int totalSteps, SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder, EncoderSpec spec,
         AdamW optimizer, BatchSampler sampler, List<LossPoint> lossHistory)
     {
         var path = CheckpointFolders.Publish(trainArgs.OutputDir, Path.GetFileName(CheckpointFolders.PathFor(trainArgs.OutputDir, step)), dir =>
         {
-            WriteModelFiles(dir, queryEncoder, keyEncoder);
+            WriteModelFiles(dir, queryEncoder, keyEncoder, spec);
             optimizer.save_state_dict(Path.Combine(dir, "optimizer.bin"));
             // Written last: a folder with trainer_state.json is complete.
             new TrainerState(step, totalSteps, sampler.State, lossHistory, get_num_threads()).Save(Path.Combine(dir, CheckpointFolders.TrainerStateFile));
@@ -352,9 +345,9 @@ public sealed class Trainer
     }
 
     /// <summary>The final model in output_dir itself: args.json and encoder/ (or query_encoder/ + key_encoder/).</summary>
-    private void SaveFinal(SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder)
+    private void SaveFinal(SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder, EncoderSpec spec)
     {
-        var staging = CheckpointFolders.Publish(trainArgs.OutputDir, ".final-staging", dir => WriteModelFiles(dir, queryEncoder, keyEncoder));
+        var staging = CheckpointFolders.Publish(trainArgs.OutputDir, ".final-staging", dir => WriteModelFiles(dir, queryEncoder, keyEncoder, spec));
         foreach (var entry in Directory.EnumerateFileSystemEntries(staging))
         {
             var destination = Path.Combine(trainArgs.OutputDir, Path.GetFileName(entry));
@@ -365,28 +358,17 @@ public sealed class Trainer
         observer.Message($"saved the final model in {trainArgs.OutputDir}");
     }
 
-    private void WriteModelFiles(string dir, SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder)
+    private void WriteModelFiles(string dir, SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder, EncoderSpec spec)
     {
-        FileUtil.WriteAllTextAtomic(Path.Combine(dir, "args.json"), ArgsJson());
+        new RunArguments(modelArgs, trainArgs).Save(Path.Combine(dir, RunArguments.FileName));
         if (keyEncoder is null)
         {
-            queryEncoder.SaveHuggingFace(Path.Combine(dir, "encoder"));
+            queryEncoder.Save(Path.Combine(dir, ModelFolder.TiedEncoderFolder), spec);
         }
         else
         {
-            queryEncoder.SaveHuggingFace(Path.Combine(dir, "query_encoder"));
-            keyEncoder.SaveHuggingFace(Path.Combine(dir, "key_encoder"));
+            queryEncoder.Save(Path.Combine(dir, ModelFolder.QueryEncoderFolder), spec);
+            keyEncoder.Save(Path.Combine(dir, ModelFolder.KeyEncoderFolder), spec);
         }
-    }
-
-    private string ArgsJson()
-    {
-        var options = new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
-        var json = new JsonObject
-        {
-            ["model_args"] = JsonSerializer.SerializeToNode(modelArgs, options),
-            ["training_args"] = JsonSerializer.SerializeToNode(trainArgs, options),
-        };
-        return json.ToJsonString(options) + "\n";
     }
 }

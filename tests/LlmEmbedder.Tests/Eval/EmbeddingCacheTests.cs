@@ -27,7 +27,7 @@ public sealed class EmbeddingCacheTests : IDisposable
     private EncodedTexts Encode(EncoderRequest request, IReadOnlyList<string> texts, string instruction = "", bool expectLoaded = true)
     {
         using var encoder = new CachingEncoder(request, cache);
-        var result = encoder.Encode(texts, instruction, "{title} {text}", batchSize: 2, "corpus");
+        var result = encoder.Encode(texts, EmbeddingRole.Key, instruction, "{title} {text}", 2, "corpus");
         Assert.Equal(!result.FromCache, encoder.ModelLoaded);
         return result;
     }
@@ -35,7 +35,7 @@ public sealed class EmbeddingCacheTests : IDisposable
     [Fact]
     public void ASecondEncodingComesFromTheCacheWithoutLoadingTheModelAndEqualsDirectEncoding()
     {
-        var request = new EncoderRequest(model);
+        var request = EncoderRequest.Open(model);
         var first = Encode(request, Texts);
         Assert.False(first.FromCache);
         var second = Encode(request, Texts);
@@ -44,9 +44,9 @@ public sealed class EmbeddingCacheTests : IDisposable
         Assert.Equal(32, second.Dimension);
 
         using var direct = SentenceEncoder.Load(model);
-        Assert.Equal(direct.Encode(Texts, batchSize: 3), second.Values);
+        Assert.Equal(direct.Encode(Texts, EmbeddingRole.Key, batchSize: 3), second.Values);
 
-        var metadata = JsonNode.Parse(File.ReadAllText(Path.ChangeExtension(cache.MatrixPath(EmbeddingCacheKey.For(request, "", "{title} {text}", Texts)), ".json")))!;
+        var metadata = JsonNode.Parse(File.ReadAllText(Path.ChangeExtension(cache.MatrixPath(EmbeddingCacheKey.For(request, EmbeddingRole.Key, "", "{title} {text}", Texts)), ".json")))!;
         Assert.Equal("{title} {text}", metadata["key_template"]!.GetValue<string>());
         Assert.Equal(3, metadata["rows"]!.GetValue<int>());
     }
@@ -54,15 +54,15 @@ public sealed class EmbeddingCacheTests : IDisposable
     [Fact]
     public void AnyChangeToWhatTheEmbeddingsDependOnMisses()
     {
-        var request = new EncoderRequest(model);
+        var request = EncoderRequest.Open(model);
         Assert.False(Encode(request, Texts).FromCache);
         Assert.True(Encode(request, Texts).FromCache);
 
         Assert.False(Encode(request, [.. Texts[..2], Texts[2] + "。"]).FromCache);
         Assert.False(Encode(request, Texts, instruction: "为这个句子生成表示以用于检索相关文章: ").FromCache);
-        Assert.False(Encode(request with { MaxLength = 8 }, Texts).FromCache);
-        Assert.False(Encode(request with { Pooling = PoolingMethod.Mean }, Texts).FromCache);
-        Assert.False(Encode(request with { Normalize = false }, Texts).FromCache);
+        Assert.False(Encode(request with { Spec = request.Spec with { KeyMaxLength = 8 } }, Texts).FromCache);
+        Assert.False(Encode(request with { Spec = request.Spec with { Pooling = PoolingMethod.Mean } }, Texts).FromCache);
+        Assert.False(Encode(request with { Spec = request.Spec with { Metric = DenseMetric.Ip } }, Texts).FromCache);
         Assert.False(Encode(request, Texts.Reverse().ToArray()).FromCache);
 
         // Retraining into the same folder rewrites the weights: new size or time, so a miss.
@@ -74,9 +74,9 @@ public sealed class EmbeddingCacheTests : IDisposable
     [Fact]
     public void ADamagedEntryIsEncodedAgainAndRewritten()
     {
-        var request = new EncoderRequest(model);
+        var request = EncoderRequest.Open(model);
         var first = Encode(request, Texts);
-        var path = cache.MatrixPath(EmbeddingCacheKey.For(request, "", "{title} {text}", Texts));
+        var path = cache.MatrixPath(EmbeddingCacheKey.For(request, EmbeddingRole.Key, "", "{title} {text}", Texts));
         File.WriteAllBytes(path, File.ReadAllBytes(path)[..100]);
         var again = Encode(request, Texts);
         Assert.False(again.FromCache);

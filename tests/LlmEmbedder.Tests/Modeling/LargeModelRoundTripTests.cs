@@ -38,7 +38,7 @@ public sealed class LargeModelRoundTripTests(ITestOutputHelper output)
                 Assert.True(saved[name].bytes.SequenceEqual(parameter.bytes), $"{name} changed in the round trip");
 
             string[] texts = ["今天星期几", "北京是中国的首都。", "LlmEmbedder.NET 把 BGE 带到 .NET", ""];
-            var embeddings = encoder.Encode(texts, batchSize: 4);
+            var embeddings = encoder.Encode(texts, EmbeddingRole.Key, batchSize: 4);
             Assert.Equal(texts.Length * 1024, embeddings.Length);
             for (int row = 0; row < texts.Length; row++)
             {

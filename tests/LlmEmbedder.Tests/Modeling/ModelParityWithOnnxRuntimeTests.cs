@@ -32,7 +32,7 @@ public sealed class ModelParityWithOnnxRuntimeTests(ITestOutputHelper output)
     public void LastHiddenStateAndPooledEmbeddingsMatchOnnxRuntime(string modelName, string pooling)
     {
         var reference = modelName == "arctic" ? PretrainedOnnxModels.ArcticXs : PretrainedOnnxModels.MiniLM;
-        using var encoder = SentenceEncoder.Load(reference.HuggingFaceDir, Pooling.Parse(pooling), normalize: true, maxLength: 512);
+        using var encoder = SentenceEncoder.Load(reference.HuggingFaceDir, new EncoderSpec { Pooling = Pooling.Parse(pooling) });
         var batch = encoder.Tokenizer.EncodeBatch(Texts, 512);
         Assert.Equal(512, batch.SequenceLength);
         Assert.True(batch.AttentionMask.Count(m => m == 1) < batch.InputIds.Length, "the batch must contain padding");

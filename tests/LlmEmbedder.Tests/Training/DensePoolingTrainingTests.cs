@@ -71,7 +71,7 @@ public sealed class DensePoolingTrainingTests : IDisposable
 
         // The saved folder reloads with its dense pooler, and encodes as PyTorch applies that file to the pooled vectors.
         var encoderDir = Path.Combine(output, "encoder");
-        using var encoder = SentenceEncoder.Load(encoderDir, PoolingMethod.Cls);
+        using var encoder = SentenceEncoder.Load(encoderDir);
         Assert.NotNull(encoder.Dense);
         string[] texts = ["今天星期几", "北京的历史很悠久", "熊猫喜欢吃竹子"];
         var pooledPath = Path.Combine(dir, "pooled.npy");
@@ -85,7 +85,7 @@ public sealed class DensePoolingTrainingTests : IDisposable
         var expectedPath = Path.Combine(dir, "expected.npy");
         ReferencePython.Run("dense_pooler_reference.py", "apply", Path.Combine(encoderDir, SentenceEncoder.DensePoolerFile), pooledPath, expectedPath);
         var expected = Npy.ReadFloat32(expectedPath).Values;
-        var actual = encoder.Encode(texts);
+        var actual = encoder.Encode(texts, EmbeddingRole.Key);
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) < 1e-5, $"value {i}: {actual[i]} vs PyTorch {expected[i]}");
     }

@@ -52,13 +52,13 @@ public sealed class SeedRecipeEndToEndTests : IDisposable
         Assert.Equal(0.02, args["training_args"]!["cos_temperature"]!.GetValue<double>());
 
         using var encoder = SentenceEncoder.Load(Path.Combine(output, "encoder"));
-        var embeddings = encoder.Encode(["今天星期几", "北京的历史很悠久"]);
+        var embeddings = encoder.Encode(["今天星期几", "北京的历史很悠久"], EmbeddingRole.Query);
         Assert.Equal(2 * 512, embeddings.Length);
         Assert.All(embeddings, v => Assert.True(float.IsFinite(v)));
 
         // The weights moved: the fine-tuned encoder differs from the random start.
         using var start = SentenceEncoder.Load(model);
-        Assert.NotEqual(start.Encode(["今天星期几"]), encoder.Encode(["今天星期几"]));
+        Assert.NotEqual(start.Encode(["今天星期几"], EmbeddingRole.Query), encoder.Encode(["今天星期几"], EmbeddingRole.Query));
     }
 
     private static void AssertModelLayout(string folder)

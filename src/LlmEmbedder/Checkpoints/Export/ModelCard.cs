@@ -4,29 +4,47 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmEmbedder.Data;
 using LlmEmbedder.Modeling;
+using LlmEmbedder.Training;
 
 namespace LlmEmbedder.Checkpoints.Export;
-
-/// <summary>Which instruction the prompts are: <c>--task</c> is any task name when the version has one instruction for all.</summary>
-public sealed record PromptSource(string Version, string Task, string? InstructionFile);
 
 /// <summary>
 /// README.md of an exported model: Hugging Face model-card front matter, the pipeline, how it was trained
 /// (from args.json), how it scored (from a metrics.json), and how to use it from Python and from .NET.
 /// </summary>
+/// <param name="Prompts">The "query"/"document" prompts, when the export has them (one task, or --task).</param>
 public sealed record ModelCard(
     string Name,
     BertConfig Config,
-    PoolingMethod Pooling,
+    EncoderSpec Spec,
     int? DenseOutFeatures,
-    bool Normalize,
-    string SimilarityFunction,
-    int MaxSeqLength,
-    Instruction Prompts,
-    PromptSource? PromptSource,
-    TrainingRunInfo? Run,
+    Instruction? Prompts,
+    string? Task,
+    RunArguments? Run,
     IReadOnlyList<(string Name, double Value)>? Metrics)
 {
+    /// <summary>The training arguments a model card shows, in this order.</summary>
+    private static readonly string[] CardHyperParameters =
+    [
+        nameof(TrainingArguments.LearningRate), nameof(TrainingArguments.NumTrainEpochs), nameof(TrainingArguments.MaxSteps),
+        nameof(TrainingArguments.PerDeviceTrainBatchSize), nameof(TrainingArguments.GradientAccumulationSteps),
+        nameof(TrainingArguments.TrainGroupSize), nameof(TrainingArguments.CosTemperature), nameof(TrainingArguments.ContrastiveWeight),
+        nameof(TrainingArguments.DistillWeight), nameof(TrainingArguments.StableDistill), nameof(TrainingArguments.TeacherTemperature),
+        nameof(TrainingArguments.StudentTemperature), nameof(TrainingArguments.SelectPositive), nameof(TrainingArguments.SelectNegative),
+        nameof(TrainingArguments.InbatchSameDataset), nameof(TrainingArguments.NegativeCrossDevice), nameof(TrainingArguments.WarmupRatio),
+        nameof(TrainingArguments.WeightDecay), nameof(TrainingArguments.MaxGradNorm), nameof(TrainingArguments.Seed),
+    ];
+
+    /// <summary>Model arguments that describe the encoder and its data, shown with the hyper-parameters.</summary>
+    private static readonly string[] CardModelArguments =
+    [
+        nameof(ModelArguments.Version), nameof(ModelArguments.AddInstruction), nameof(ModelArguments.QueryMaxLength),
+        nameof(ModelArguments.KeyMaxLength), nameof(ModelArguments.PoolingMethod), nameof(ModelArguments.DenseMetric), nameof(ModelArguments.Dtype),
+    ];
+
+    private string SimilarityFunction => Spec.Metric.SimilarityFunctionName();
+    private int MaxSeqLength => Math.Max(Spec.QueryMaxLength, Spec.KeyMaxLength);
+
     /// <summary>The numeric top-level entries of a metrics JSON object, in file order.</summary>
     public static IReadOnlyList<(string Name, double Value)> ReadMetrics(string path)
     {
@@ -54,7 +72,7 @@ public sealed record ModelCard(
         RenderFrontMatter(text);
         text.Append(CultureInfo.InvariantCulture, $"# {Name}\n\n");
         text.Append("A sentence-embedding model");
-        if (Run?.BaseModel is { } baseModel) text.Append(CultureInfo.InvariantCulture, $" fine-tuned from `{baseModel}`");
+        if (Run?.Model.QueryEncoder is { } baseModel) text.Append(CultureInfo.InvariantCulture, $" fine-tuned from `{baseModel}`");
         text.Append(" with LlmEmbedder.NET (the LLM-Embedder / BGE contrastive recipe), in the sentence-transformers layout. ");
         text.Append(CultureInfo.InvariantCulture, $"It maps a text to a {DenseOutFeatures ?? Config.HiddenSize}-dimensional vector; compare vectors with {SimilarityDescription}.\n\n");
 
@@ -77,7 +95,7 @@ public sealed record ModelCard(
         text.Append("---\nlibrary_name: sentence-transformers\npipeline_tag: sentence-similarity\n");
         text.Append("tags:\n- sentence-transformers\n- feature-extraction\n- sentence-similarity\n- llm-embedder\n");
         // Only a hub id is a valid base_model; a local path would make the hub reject the card.
-        if (Run?.BaseModel is { } baseModel && Hub.HubModelId.TryParse(baseModel, out _) && !Path.IsPathRooted(baseModel))
+        if (Run?.Model.QueryEncoder is { } baseModel && Hub.HubModelId.TryParse(baseModel, out _) && !Path.IsPathRooted(baseModel))
             text.Append(CultureInfo.InvariantCulture, $"base_model: {baseModel}\n");
         text.Append("---\n\n");
     }
@@ -87,14 +105,25 @@ public sealed record ModelCard(
         text.Append("## Model\n\n| Module | Setting |\n|---|---|\n");
         text.Append(CultureInfo.InvariantCulture,
             $"| Transformer | BERT, {Config.NumHiddenLayers} layers, hidden {Config.HiddenSize}, {Config.NumAttentionHeads} heads, vocab {Config.VocabSize}; max_seq_length {MaxSeqLength} |\n");
-        text.Append(CultureInfo.InvariantCulture, $"| Pooling (`1_Pooling`) | {(Pooling == PoolingMethod.Cls ? "[CLS] token" : "mean of tokens")} |\n");
+        text.Append(CultureInfo.InvariantCulture, $"| Pooling (`1_Pooling`) | {(Spec.Pooling == PoolingMethod.Cls ? "[CLS] token" : "mean of tokens")} |\n");
         if (DenseOutFeatures is { } outFeatures)
             text.Append(CultureInfo.InvariantCulture,
                 $"| Dense (`2_Dense`) | {Config.HiddenSize} → {outFeatures}, no bias, identity activation (the training run's dense pooler) |\n");
-        if (Normalize) text.Append("| Normalize | L2 |\n");
+        if (Spec.Normalize) text.Append("| Normalize | L2 |\n");
         text.Append(CultureInfo.InvariantCulture, $"| Similarity | {SimilarityFunction} |\n");
-        text.Append(CultureInfo.InvariantCulture, $"| Query prompt (`query`) | {PromptCell(Prompts.Query)} |\n");
-        text.Append(CultureInfo.InvariantCulture, $"| Document prompt (`document`) | {PromptCell(Prompts.Key)} |\n\n");
+        if (Prompts is { } prompts)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"| Query prompt (`query`) | {PromptCell(prompts.Query)} |\n");
+            text.Append(CultureInfo.InvariantCulture, $"| Document prompt (`document`) | {PromptCell(prompts.Key)} |\n");
+        }
+        text.Append('\n');
+        var tasks = Spec.Instructions.Tasks.Where(t => t.Key != EncoderInstructions.AnyTask).ToList();
+        if (tasks.Count == 0) return;
+        text.Append(CultureInfo.InvariantCulture, $"Instructions per task (version `{Spec.Instructions.Version ?? "?"}`), as prompts `{{task}}_query` and `{{task}}_key`:\n\n");
+        text.Append("| Task | Query prompt | Key prompt |\n|---|---|---|\n");
+        foreach (var (task, instruction) in tasks)
+            text.Append(CultureInfo.InvariantCulture, $"| {task} | {PromptCell(instruction.Query)} | {PromptCell(instruction.Key)} |\n");
+        text.Append('\n');
     }
 
     private static string PromptCell(string prompt) => prompt.Length == 0 ? "none" : $"`{prompt.Replace("|", "\\|", StringComparison.Ordinal)}`";
@@ -103,15 +132,15 @@ public sealed record ModelCard(
     {
         if (Run is null) return;
         text.Append("## Training\n\n");
-        if (Run.BaseModel is { } baseModel) text.Append(CultureInfo.InvariantCulture, $"Base model: `{baseModel}`.\n\n");
-        if (Run.TrainData.Count > 0)
+        text.Append(CultureInfo.InvariantCulture, $"Base model: `{Run.Model.QueryEncoder}`.\n\n");
+        if (Run.Model.TrainData.Length > 0)
         {
             text.Append("Data:\n\n");
-            foreach (var file in Run.TrainData) text.Append(CultureInfo.InvariantCulture, $"- `{file}`\n");
+            foreach (var file in Run.Model.TrainData) text.Append(CultureInfo.InvariantCulture, $"- `{file}`\n");
             text.Append('\n');
         }
-        var settings = TrainingRunInfo.Present(Run.ModelArgs, TrainingRunInfo.CardModelArguments)
-            .Concat(TrainingRunInfo.Present(Run.TrainingArgs, TrainingRunInfo.CardHyperParameters)).ToList();
+        var settings = RunArguments.Describe(Run.Model, CardModelArguments)
+            .Concat(RunArguments.Describe(Run.Training, CardHyperParameters)).ToList();
         if (settings.Count > 0)
         {
             text.Append("Hyper-parameters (from `args.json`):\n\n| Argument | Value |\n|---|---|\n");
@@ -137,28 +166,29 @@ public sealed record ModelCard(
 
     private void RenderUsage(StringBuilder text)
     {
+        // With one prompt pair ("query"/"document") the example uses it; otherwise the first task's named prompts.
+        var exampleTask = Prompts is null ? Spec.Instructions.Tasks.Keys.FirstOrDefault(t => t != EncoderInstructions.AnyTask) : null;
+        var example = Prompts ?? (exampleTask is null ? null : Spec.Instructions.For(exampleTask));
+        var queryPrompt = Prompts is not null ? "query" : $"{exampleTask}_query";
+        var keyPrompt = Prompts is not null ? "document" : $"{exampleTask}_key";
         text.Append("## Usage\n\n### Python (sentence-transformers ≥ 3.0)\n\n```python\n");
         text.Append("from sentence_transformers import SentenceTransformer\n\n");
         text.Append(CultureInfo.InvariantCulture, $"model = SentenceTransformer(\"path/to/{Name}\")\n");
-        text.Append(Prompts.Query.Length > 0
-            ? "queries = model.encode([\"query text\"], prompt_name=\"query\")  # prepends the query instruction\n"
+        text.Append(example is { Query.Length: > 0 }
+            ? $"queries = model.encode([\"query text\"], prompt_name=\"{queryPrompt}\")  # prepends the query instruction\n"
             : "queries = model.encode([\"query text\"])\n");
-        text.Append(Prompts.Key.Length > 0
-            ? "documents = model.encode([\"document text\"], prompt_name=\"document\")\n"
+        text.Append(example is { Key.Length: > 0 }
+            ? $"documents = model.encode([\"document text\"], prompt_name=\"{keyPrompt}\")\n"
             : "documents = model.encode([\"document text\"])\n");
         text.Append("print(model.similarity(queries, documents))\n```\n\n");
         text.Append("Loading may warn that `pooler.dense.*` weights were newly initialised: harmless, the BERT pooler is not used.\n\n");
 
         text.Append("### .NET (llm-embedder)\n\n```sh\n");
-        var instruction = PromptSource is { } source && (Prompts.Query.Length > 0 || Prompts.Key.Length > 0)
-            ? $" --version {source.Version} --task {source.Task}" + (source.InstructionFile is { } file ? $" --instruction_file {file}" : "")
-            : "";
-        text.Append(CultureInfo.InvariantCulture, $"llm-embedder encode --model path/to/{Name} --input queries.txt --output queries.npy{instruction}{(instruction.Length > 0 ? " --role query" : "")}\n");
-        text.Append(CultureInfo.InvariantCulture, $"llm-embedder encode --model path/to/{Name} --input passages.jsonl --output passages.npy{instruction}{(instruction.Length > 0 ? " --role key" : "")}\n");
+        var task = Prompts is null && exampleTask is not null ? $" --task {exampleTask}" : "";
+        text.Append(CultureInfo.InvariantCulture, $"llm-embedder encode --model path/to/{Name} --input queries.txt --output queries.npy{task} --role query\n");
+        text.Append(CultureInfo.InvariantCulture, $"llm-embedder encode --model path/to/{Name} --input passages.jsonl --output passages.npy{task} --role key\n");
         text.Append("```\n\n");
-        text.Append("`encode` reads the pooling, Dense and normalisation modules from this folder");
-        text.Append(Prompts.Query.Length > 0 || Prompts.Key.Length > 0
-            ? "; instructions are added by `--version`/`--task` (the prompts above), not read from the folder.\n"
-            : ".\n");
+        text.Append("`encode` reads how to use the model from this folder (`encoder_spec.json`): pooling, Dense, normalisation, max lengths ");
+        text.Append("and the instruction of the task and role.\n");
     }
 }

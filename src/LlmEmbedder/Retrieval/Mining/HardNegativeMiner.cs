@@ -3,6 +3,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmEmbedder.Data;
+using LlmEmbedder.Modeling;
 
 namespace LlmEmbedder.Retrieval.Mining;
 
@@ -69,8 +70,8 @@ public static class HardNegativeMiner
         var rows = MiningInput.ReadRows(inputFile);
         var pool = MiningInput.ReadPool(candidatePool, rows);
 
-        var poolEmbeddings = encoder.Encode(pool, options.Instruction?.Key ?? "", null, options.BatchSize, "pool", progress);
-        var queryEmbeddings = encoder.Encode(rows.Select(r => r.Query).ToArray(), options.Instruction?.Query ?? "", null, options.BatchSize, "queries", progress);
+        var poolEmbeddings = encoder.Encode(pool, EmbeddingRole.Key, options.Instruction?.Key ?? "", null, options.BatchSize, "pool", progress);
+        var queryEmbeddings = encoder.Encode(rows.Select(r => r.Query).ToArray(), EmbeddingRole.Query, options.Instruction?.Query ?? "", null, options.BatchSize, "queries", progress);
         var ranked = VectorSearch.Search(options.Index, queryEmbeddings.Values, poolEmbeddings.Values, poolEmbeddings.Dimension,
             Math.Min(options.RangeEnd, pool.Count), cancellationToken);
 

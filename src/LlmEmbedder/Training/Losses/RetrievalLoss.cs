@@ -1,3 +1,4 @@
+using LlmEmbedder.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,3 +1,5 @@
+using LlmEmbedder.Modeling;
+
 namespace LlmEmbedder.Training.Losses;
 
 /// <summary>

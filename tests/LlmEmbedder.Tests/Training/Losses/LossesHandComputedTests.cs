@@ -1,3 +1,4 @@
+using LlmEmbedder.Modeling;
 using LlmEmbedder.Training.Losses;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using LlmEmbedder.Modeling;
 using System.Text.Json;
 using LlmEmbedder.Training.Losses;
 using TorchSharp;

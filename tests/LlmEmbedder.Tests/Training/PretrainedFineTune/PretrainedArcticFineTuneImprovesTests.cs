@@ -89,8 +89,8 @@ public sealed class PretrainedArcticFineTuneImprovesTests(ITestOutputHelper outp
         var observer = new TestOutputObserver(output);
         var result = new Trainer(modelArgs, trainArgs, observer, model => model).Run(EncoderEvaluator.FromArguments(modelArgs));
 
-        using var tuned = SentenceEncoder.Load(Path.Combine(outputDir, "encoder"), PoolingMethod.Cls, normalize: true, maxLength: KeyMaxLength);
-        var after = heldOut.ReciprocalRanksAt10(tuned.Encode(queries), tuned.Encode(heldOut.Keys));
+        using var tuned = SentenceEncoder.Load(Path.Combine(outputDir, "encoder"));
+        var after = heldOut.ReciprocalRanksAt10(tuned.Encode(queries, EmbeddingRole.Query), tuned.Encode(heldOut.Keys, EmbeddingRole.Key));
 
         double trainerBefore = result.MetricsBefore!["mrr@10"];
         double trainerAfter = result.MetricsAfter!["mrr@10"];
