@@ -34,6 +34,7 @@ internal static class EncodeCommand
             var instruction = request.Spec.Instructions.For(encoderOptions.Task(parsed));
             var prefix = side == EmbeddingRole.Query ? instruction.Query : instruction.Key;
             if (prefix.Length > 0) texts = texts.Select(t => prefix + t).ToList();
+            EncoderOptions.Note(request);
             using var encoder = request.Load(side);
 
             var clock = Stopwatch.StartNew();

@@ -53,13 +53,19 @@ internal sealed class EncoderOptions
         parsed.GetValue(version),
         parsed.GetValue(instructionFile));
 
-    /// <summary>The model --model names (a folder, run, checkpoint or hub id) with its spec after the flags.</summary>
+    /// <summary>
+    /// The model --model names (a folder, run, checkpoint or hub id) with its spec after the flags. The command prints
+    /// <see cref="Note"/> once every input is checked, so that a mistake is the only line printed.
+    /// </summary>
     public EncoderRequest Request(ParseResult parsed, string modelArgument)
     {
         var model = ModelFolder.Open(ModelArgument.Resolve(modelArgument));
         var spec = model.Spec.Override(Overrides(parsed), out var changes);
-        if (changes.Count > 0)
-            Console.Error.WriteLine($"llm-embedder: note: flags override the model's encoder spec ({model.SpecSource}): {string.Join(", ", changes)}");
-        return new EncoderRequest(model, spec);
+        return new EncoderRequest(model, spec, changes);
+    }
+
+    public static void Note(EncoderRequest request)
+    {
+        if (request.OverrideNote is { } note) Console.Error.WriteLine($"llm-embedder: note: {note}");
     }
 }

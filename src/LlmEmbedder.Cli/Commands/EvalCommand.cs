@@ -78,6 +78,8 @@ internal static class EvalCommand
             var firstSettings = settings with { Instruction = firstRequest.Spec.Instructions.For(task, taskSource) };
             var secondSettings = secondRequest is null ? null : settings with { Instruction = secondRequest.Spec.Instructions.For(task, taskSource) };
             settings.Validate();
+            EncoderOptions.Note(firstRequest);
+            if (secondRequest is not null) EncoderOptions.Note(secondRequest);
             Console.Error.WriteLine($"{dataset.Queries.Count} queries, {dataset.CorpusTexts.Count} corpus rows" +
                 $", {Describe(firstSettings.Instruction!)}" + (cache is null ? ", cache off" : $", embedding cache {cache.Directory}"));
 

@@ -51,6 +51,7 @@ internal static class MineCommand
                 BatchSize = encoderOptions.BatchSize(parsed),
                 Index = VectorSearch.Parse(parsed.GetRequiredValue(index)),
             };
+            EncoderOptions.Note(request);
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
             using var encoder = new CachingEncoder(request, cache);
 

@@ -42,7 +42,7 @@ public sealed record ModelFolder(string QueryEncoderDir, string KeyEncoderDir, E
         else
         {
             var latest = Training.Checkpointing.CheckpointFolders.FindLatest(dir);
-            throw new EmbedderException($"{dir}: no config.json, {TiedEncoderFolder}/ or {QueryEncoderFolder}/ + {KeyEncoderFolder}/ " +
+            throw new EmbedderException($"{dir}: config.json not found, and no {TiedEncoderFolder}/ or {QueryEncoderFolder}/ + {KeyEncoderFolder}/ " +
                 "(expected a model folder, a training output folder or a checkpoint-N folder)" +
                 (latest is null ? "" : $"; the training has not finished: its latest checkpoint is {latest}"));
         }
@@ -54,10 +54,12 @@ public sealed record ModelFolder(string QueryEncoderDir, string KeyEncoderDir, E
     /// <summary>
     /// The spec of an encoder folder: its encoder_spec.json; else what its sentence-transformers files say; else the
     /// args.json of the training run that wrote it (in the folder or beside it: a run of an earlier version of ours,
-    /// or run_dense.py's); else <see cref="EncoderSpec.Default"/>.
+    /// or run_dense.py's); else <see cref="EncoderSpec.Default"/>. In the last two, a dense_pooler.bin in the folder is
+    /// part of the model, as it always was for our commands.
     /// </summary>
     public static EncoderSpec ReadSpec(string encoderDir, BertConfig config, out string source)
     {
+        bool hasDensePooler = File.Exists(Path.Combine(encoderDir, SentenceEncoder.DensePoolerFile));
         var specPath = Path.Combine(encoderDir, EncoderSpec.FileName);
         if (EncoderSpec.TryLoad(encoderDir) is { } spec)
         {
@@ -74,10 +76,11 @@ public sealed record ModelFolder(string QueryEncoderDir, string KeyEncoderDir, E
         {
             if (argsPath is null || RunArguments.TryRead(argsPath) is not { } run) continue;
             source = argsPath;
-            return run.Model.ToEncoderSpec(tasks: null);
+            var fromRun = run.Model.ToEncoderSpec(tasks: null);
+            return fromRun with { Dense = fromRun.Dense || hasDensePooler };
         }
         source = DefaultSpecSource;
-        return EncoderSpec.Default(config);
+        return EncoderSpec.Default(config) with { Dense = hasDensePooler };
     }
 
     private static bool HasConfig(string dir) => File.Exists(Path.Combine(dir, "config.json"));

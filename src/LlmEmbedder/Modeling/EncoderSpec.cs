@@ -202,10 +202,16 @@ public sealed record EncoderInstructions(string? Version, string? InstructionFil
     /// The one rule every command follows: --task T gives T's instruction; without --task, a model with one task uses
     /// that one; a model with several needs --task; a model without instructions uses none.
     /// </summary>
-    /// <param name="taskSource">Where the task came from, for the error (e.g. "--task" or "the eval file's \"task\"").</param>
+    /// <param name="taskSource">Where the task came from, for the error: "--task" (the user asked for it), or e.g. the eval
+    /// file's first row, which picks an instruction when the model has them and is ignored when it has none.</param>
     public Instruction For(string? task, string taskSource = "--task")
     {
-        if (Tasks.Count == 0) return NoInstruction;
+        if (Tasks.Count == 0)
+        {
+            if (task is not null && taskSource == "--task")
+                throw new EmbedderException($"--task {task}: the model has no instructions (add some with --version)");
+            return NoInstruction;
+        }
         if (task is not null)
         {
             if (Tasks.TryGetValue(task, out var found) || Tasks.TryGetValue(AnyTask, out found)) return found;

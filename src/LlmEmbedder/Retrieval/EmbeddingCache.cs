@@ -14,8 +14,14 @@ namespace LlmEmbedder.Retrieval;
 /// Everything the embeddings depend on is known from these without loading the weights, so a second run with
 /// everything cached never loads the model.
 /// </summary>
-public sealed record EncoderRequest(ModelFolder Model, EncoderSpec Spec)
+/// <param name="Overridden">What the flags changed in the folder's spec ("pooling mean → cls"), for the command to report.</param>
+public sealed record EncoderRequest(ModelFolder Model, EncoderSpec Spec, IReadOnlyList<string>? Overridden = null)
 {
+    /// <summary>One line saying which flags override the model's spec, or null when none do.</summary>
+    public string? OverrideNote => Overridden is { Count: > 0 } changes
+        ? $"flags override the model's encoder spec ({Model.SpecSource}): {string.Join(", ", changes)}"
+        : null;
+
     /// <summary>The folder's own spec, no flags.</summary>
     public static EncoderRequest Open(string modelDir)
     {

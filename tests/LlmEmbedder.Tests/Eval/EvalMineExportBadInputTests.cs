@@ -134,8 +134,22 @@ public sealed class EvalMineExportBadInputTests : IDisposable
         AssertOneErrorLine(Eval("--eval_data", evalData, "--corpus", corpus, "--metrics", "map"), "unknown metric 'map'");
 
     [Fact]
-    public void TaskWithoutVersion() =>
-        AssertOneErrorLine(Eval("--eval_data", evalData, "--corpus", corpus, "--task", "qa"), "--task needs --version");
+    public void TaskForAModelWithoutInstructions() =>
+        AssertOneErrorLine(Eval("--eval_data", evalData, "--corpus", corpus, "--task", "qa"), "--task qa: the model has no instructions (add some with --version)");
+
+    [Fact]
+    public void TaskTheModelHasNoInstructionFor() =>
+        AssertOneErrorLine(Eval("--eval_data", evalData, "--corpus", corpus, "--version", "llm-embedder", "--task", "nope"),
+            "--task \"nope\": the model has no instruction for it (tasks: chat, convsearch, icl, lrlm, qa, tool)");
+
+    [Fact]
+    public void NoTaskForAModelWithSeveralTasks()
+    {
+        var texts = Path.Combine(dir, "texts.txt");
+        File.WriteAllLines(texts, ["北京"]);
+        AssertOneErrorLine(CliProcess.Run(["encode", "--model", model, "--input", texts, "--output", Path.Combine(output, "x.npy"), "--version", "llm-embedder"]),
+            "the model has an instruction per task (chat, convsearch, icl, lrlm, qa, tool); say which with --task");
+    }
 
     [Fact]
     public void MissingCompareModel() =>
@@ -172,14 +186,17 @@ public sealed class EvalMineExportBadInputTests : IDisposable
 
     [Fact]
     public void ExportOfAMissingFolder() =>
-        AssertOneErrorLine(CliProcess.Run(["export", "--encoder", Path.Combine(dir, "nope"), "--output_dir", output]), "encoder folder not found");
+        AssertOneErrorLine(CliProcess.Run(["export", "--encoder", Path.Combine(dir, "nope"), "--output_dir", output]), "model folder not found");
 
     [Fact]
     public void ExportOfUntiedEncoders()
     {
         var run = Path.Combine(dir, "run");
-        Directory.CreateDirectory(Path.Combine(run, "query_encoder"));
-        Directory.CreateDirectory(Path.Combine(run, "key_encoder"));
+        foreach (var side in new[] { "query_encoder", "key_encoder" })
+        {
+            Directory.CreateDirectory(Path.Combine(run, side));
+            foreach (var file in Directory.GetFiles(model)) File.Copy(file, Path.Combine(run, side, Path.GetFileName(file)));
+        }
         AssertOneErrorLine(CliProcess.Run(["export", "--encoder", run, "--output_dir", output]), "untied query_encoder/ and key_encoder/");
     }
 
@@ -202,13 +219,13 @@ public sealed class EvalMineExportBadInputTests : IDisposable
         Directory.CreateDirectory(run);
         Directory.Move(model, Path.Combine(run, "encoder"));
         File.WriteAllText(Path.Combine(run, "args.json"), JsonSerializer.Serialize(new { model_args = new { pooling_method = new[] { "cls", "dense" } } }));
-        AssertOneErrorLine(CliProcess.Run(["export", "--encoder", run, "--output_dir", output]), "says --pooling_method dense but");
+        AssertOneErrorLine(CliProcess.Run(["export", "--encoder", run, "--output_dir", output]), "says the model has a dense pooler but");
     }
 
     [Fact]
-    public void ExportWithAPerTaskVersionButNoTask() =>
-        AssertOneErrorLine(CliProcess.Run(["export", "--encoder", model, "--output_dir", output, "--version", "llm-embedder"]),
-            "has an instruction per task (chat, convsearch, icl, lrlm, qa, tool); say which with --task");
+    public void ExportWithATaskTheVersionDoesNotHave() =>
+        AssertOneErrorLine(CliProcess.Run(["export", "--encoder", model, "--output_dir", output, "--version", "llm-embedder", "--task", "nope"]),
+            "--task \"nope\": the model has no instruction for it (tasks: chat, convsearch, icl, lrlm, qa, tool)");
 
     private string Beir(string[] qrels)
     {
