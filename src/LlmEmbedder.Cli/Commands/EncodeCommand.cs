@@ -26,10 +26,13 @@ internal static class EncodeCommand
             model, input, output, version, task, role, instructionFile,
         };
         encoderOptions.AddTo(command);
+        var encoding = new TextEncodingOption();
+        encoding.AddTo(command);
         command.SetAction(parsed =>
         {
-            var texts = TextInput.Read(parsed.GetRequiredValue(input));
-            var prefix = InstructionPrefix(parsed.GetValue(version), parsed.GetValue(task), parsed.GetRequiredValue(role), parsed.GetValue(instructionFile));
+            var textEncoding = encoding.Get(parsed);
+            var texts = TextInput.Read(parsed.GetRequiredValue(input), textEncoding);
+            var prefix = InstructionPrefix(parsed.GetValue(version), parsed.GetValue(task), parsed.GetRequiredValue(role), parsed.GetValue(instructionFile), textEncoding);
             if (prefix.Length > 0) texts = texts.Select(t => prefix + t).ToList();
 
             var dir = ModelArgument.Resolve(parsed.GetRequiredValue(model));
@@ -52,11 +55,11 @@ internal static class EncodeCommand
         return command;
     }
 
-    private static string InstructionPrefix(string? version, string? task, string role, string? instructionFile)
+    private static string InstructionPrefix(string? version, string? task, string role, string? instructionFile, TextEncoding encoding)
     {
         if (version is null && task is null) return "";
         if (version is null || task is null) throw new EmbedderException("--version and --task go together (an instruction is chosen by both)");
-        var instructions = instructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(instructionFile);
+        var instructions = instructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(instructionFile, encoding);
         var instruction = instructions.Get(version).InstructionFor(task);
         return role == "query" ? instruction.Query : instruction.Key;
     }

@@ -61,15 +61,18 @@ internal static class EvalCommand
             outputDir, compare, chart, cacheDir, noCache,
         };
         encoderOptions.AddTo(command);
+        var encoding = new TextEncodingOption();
+        encoding.AddTo(command);
         command.SetAction(parsed =>
         {
+            var textEncoding = encoding.Get(parsed);
             var evalPath = EncoderEvaluator.ResolveDataPath(parsed.GetRequiredValue(evalData), parsed.GetRequiredValue(dataRoot));
             var corpusPath = parsed.GetValue(corpus) is { } c ? EncoderEvaluator.ResolveDataPath(c, parsed.GetRequiredValue(dataRoot)) : null;
             var template = parsed.GetRequiredValue(keyTemplate);
-            var dataset = RetrievalDataset.Load(evalPath, corpusPath, parsed.GetRequiredValue(split), template);
+            var dataset = RetrievalDataset.Load(evalPath, corpusPath, parsed.GetRequiredValue(split), template, textEncoding);
             // As run_dense.py: without --task, the eval file's first row's "task" chooses the instruction.
-            var instruction = InstructionArgument.Resolve(parsed.GetValue(version), parsed.GetValue(task), parsed.GetValue(instructionFile),
-                parsed.GetValue(version) is not null && File.Exists(evalPath) ? EncoderEvaluator.FirstRowTask(evalPath) : null);
+            var instruction = InstructionArgument.Resolve(parsed.GetValue(version), parsed.GetValue(task), parsed.GetValue(instructionFile), textEncoding,
+                parsed.GetValue(version) is not null && File.Exists(evalPath) ? EncoderEvaluator.FirstRowTask(evalPath, textEncoding) : null);
             var settings = new EvaluationSettings(instruction, template, parsed.GetRequiredValue(metrics), parsed.GetRequiredValue(cutoffs),
                 parsed.GetValue(hits), encoderOptions.BatchSize(parsed), VectorSearch.Parse(parsed.GetRequiredValue(index)));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());

@@ -6,14 +6,14 @@ namespace LlmEmbedder.Cli.Commands;
 internal static class InstructionArgument
 {
     /// <param name="defaultTask">The task when --task is absent (eval: the eval file's first row's "task").</param>
-    public static Instruction? Resolve(string? version, string? task, string? instructionFile, string? defaultTask = null)
+    public static Instruction? Resolve(string? version, string? task, string? instructionFile, TextEncoding encoding, string? defaultTask = null)
     {
         if (version is null)
         {
             if (task is not null) throw new EmbedderException("--task needs --version (an instruction is chosen by both)");
             return null;
         }
-        var instructions = instructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(instructionFile);
+        var instructions = instructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(instructionFile, encoding);
         var chosen = instructions.Get(version);
         task ??= defaultTask;
         if (task is not null) return chosen.InstructionFor(task);

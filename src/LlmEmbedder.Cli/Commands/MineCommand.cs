@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using LlmEmbedder.Data;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
 using LlmEmbedder.Retrieval.Mining;
@@ -39,8 +40,11 @@ internal static class MineCommand
             cacheDir, noCache,
         };
         encoderOptions.AddTo(command);
+        var encoding = new TextEncodingOption();
+        encoding.AddTo(command);
         command.SetAction(parsed =>
         {
+            var textEncoding = encoding.Get(parsed);
             var (start, end) = MiningOptions.ParseRange(parsed.GetRequiredValue(range));
             var options = new MiningOptions
             {
@@ -48,9 +52,10 @@ internal static class MineCommand
                 RangeEnd = end,
                 NegativeNumber = parsed.GetValue(negativeNumber),
                 Seed = parsed.GetValue(seed),
-                Instruction = InstructionArgument.Resolve(parsed.GetValue(version), parsed.GetValue(task), parsed.GetValue(instructionFile)),
+                Instruction = InstructionArgument.Resolve(parsed.GetValue(version), parsed.GetValue(task), parsed.GetValue(instructionFile), textEncoding),
                 BatchSize = encoderOptions.BatchSize(parsed),
                 Index = VectorSearch.Parse(parsed.GetRequiredValue(index)),
+                Encoding = textEncoding,
             };
             var request = encoderOptions.Request(parsed, ModelArgument.Resolve(parsed.GetRequiredValue(model)));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());

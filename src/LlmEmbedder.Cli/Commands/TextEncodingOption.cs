@@ -8,7 +8,7 @@ internal sealed class TextEncodingOption
 {
     private readonly Option<string> option = new("--encoding")
     {
-        Description = $"Encoding of the text inputs; strict: bytes that do not decode are an error with file:line ({TextEncoding.Examples}, ...)",
+        Description = $"Encoding of every text input the command reads ({TextEncoding.Examples}, ...); strict: bytes that do not decode are an error with file:line",
         DefaultValueFactory = _ => "utf-8",
     };
 
