@@ -1,4 +1,5 @@
 using System.Text.Json;
+using LlmEmbedder.Data;
 
 namespace LlmEmbedder;
 
@@ -6,11 +7,11 @@ namespace LlmEmbedder;
 internal static class JsonlFile
 {
     /// <summary>Calls <paramref name="onRow"/> with the 1-based line number and the row (valid only during the call).</summary>
-    public static void ForEachObject(string path, Action<long, JsonElement> onRow)
+    public static void ForEachObject(string path, Action<long, JsonElement> onRow, TextEncoding? encoding = null)
     {
         if (!File.Exists(path)) throw new EmbedderException($"{path}: file not found");
         long line = 0;
-        foreach (var text in File.ReadLines(path))
+        foreach (var text in TextFile.ReadLines(path, encoding))
         {
             line++;
             if (string.IsNullOrWhiteSpace(text))

@@ -26,10 +26,13 @@ internal static class EncodeCommand
             model, input, output, role,
         };
         encoderOptions.AddTo(command);
+        var encoding = new TextEncodingOption();
+        encoding.AddTo(command);
         command.SetAction(parsed =>
         {
-            var texts = TextInput.Read(parsed.GetRequiredValue(input));
-            var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(model));
+            var textEncoding = encoding.Get(parsed);
+            var texts = TextInput.Read(parsed.GetRequiredValue(input), textEncoding);
+            var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(model), textEncoding);
             var side = parsed.GetRequiredValue(role) == "key" ? EmbeddingRole.Key : EmbeddingRole.Query;
             var instruction = request.Spec.Instructions.For(encoderOptions.Task(parsed));
             var prefix = side == EmbeddingRole.Query ? instruction.Query : instruction.Key;

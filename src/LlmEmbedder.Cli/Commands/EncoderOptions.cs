@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LlmEmbedder.Checkpoints;
+using LlmEmbedder.Data;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
 
@@ -45,22 +46,24 @@ internal sealed class EncoderOptions
 
     public string? Task(ParseResult parsed) => parsed.GetValue(task);
 
-    public EncoderSpecOverrides Overrides(ParseResult parsed) => new(
+    /// <param name="instructionFileEncoding">--encoding: how an --instruction_file is decoded.</param>
+    public EncoderSpecOverrides Overrides(ParseResult parsed, TextEncoding? instructionFileEncoding = null) => new(
         parsed.GetValue(pooling) is { } p ? Pooling.Parse(p) : null,
         parsed.GetValue(metric) is { } m ? DenseMetrics.Parse(m) : null,
         parsed.GetValue(maxLength),
         parsed.GetValue(dtype) is { } d ? EncoderSpec.ParseDtype(d) : null,
         parsed.GetValue(version),
-        parsed.GetValue(instructionFile));
+        parsed.GetValue(instructionFile),
+        instructionFileEncoding);
 
     /// <summary>
     /// The model --model names (a folder, run, checkpoint or hub id) with its spec after the flags. The command prints
     /// <see cref="Note"/> once every input is checked, so that a mistake is the only line printed.
     /// </summary>
-    public EncoderRequest Request(ParseResult parsed, string modelArgument)
+    public EncoderRequest Request(ParseResult parsed, string modelArgument, TextEncoding textEncoding)
     {
         var model = ModelFolder.Open(ModelArgument.Resolve(modelArgument));
-        var spec = model.Spec.Override(Overrides(parsed), out var changes);
+        var spec = model.Spec.Override(Overrides(parsed, textEncoding), out var changes);
         return new EncoderRequest(model, spec, changes);
     }
 

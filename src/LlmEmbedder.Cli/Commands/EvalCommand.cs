@@ -58,23 +58,26 @@ internal static class EvalCommand
             outputDir, compare, chart, cacheDir, noCache,
         };
         encoderOptions.AddTo(command);
+        var encoding = new TextEncodingOption();
+        encoding.AddTo(command);
         command.SetAction(parsed =>
         {
+            var textEncoding = encoding.Get(parsed);
             var evalPath = EncoderEvaluator.ResolveDataPath(parsed.GetRequiredValue(evalData), parsed.GetRequiredValue(dataRoot));
             var corpusPath = parsed.GetValue(corpus) is { } c ? EncoderEvaluator.ResolveDataPath(c, parsed.GetRequiredValue(dataRoot)) : null;
             var template = parsed.GetRequiredValue(keyTemplate);
-            var dataset = RetrievalDataset.Load(evalPath, corpusPath, parsed.GetRequiredValue(split), template);
+            var dataset = RetrievalDataset.Load(evalPath, corpusPath, parsed.GetRequiredValue(split), template, textEncoding);
             // As run_dense.py: without --task, the eval file's first row's "task" chooses the instruction.
             var task = encoderOptions.Task(parsed);
             var taskSource = "--task";
-            if (task is null && File.Exists(evalPath) && EncoderEvaluator.FirstRowTask(evalPath) is { } rowTask)
+            if (task is null && File.Exists(evalPath) && EncoderEvaluator.FirstRowTask(evalPath, textEncoding) is { } rowTask)
                 (task, taskSource) = (rowTask, $"{evalPath}: the first row's task");
             var settings = new EvaluationSettings(null, template, parsed.GetRequiredValue(metrics), parsed.GetRequiredValue(cutoffs),
                 parsed.GetValue(hits), encoderOptions.BatchSize(parsed), VectorSearch.Parse(parsed.GetRequiredValue(index)));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
             // Every input is checked before the first line of progress, so a mistake is the only line printed.
-            var firstRequest = encoderOptions.Request(parsed, parsed.GetRequiredValue(model));
-            var secondRequest = parsed.GetValue(compare) is { } compared ? encoderOptions.Request(parsed, compared) : null;
+            var firstRequest = encoderOptions.Request(parsed, parsed.GetRequiredValue(model), textEncoding);
+            var secondRequest = parsed.GetValue(compare) is { } compared ? encoderOptions.Request(parsed, compared, textEncoding) : null;
             var firstSettings = settings with { Instruction = firstRequest.Spec.Instructions.For(task, taskSource) };
             var secondSettings = secondRequest is null ? null : settings with { Instruction = secondRequest.Spec.Instructions.For(task, taskSource) };
             settings.Validate();

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using LlmEmbedder.Data;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
 using LlmEmbedder.Retrieval.Mining;
@@ -36,10 +37,13 @@ internal static class MineCommand
             cacheDir, noCache,
         };
         encoderOptions.AddTo(command);
+        var encoding = new TextEncodingOption();
+        encoding.AddTo(command);
         command.SetAction(parsed =>
         {
+            var textEncoding = encoding.Get(parsed);
             var (start, end) = MiningOptions.ParseRange(parsed.GetRequiredValue(range));
-            var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(model));
+            var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(model), textEncoding);
             var options = new MiningOptions
             {
                 RangeStart = start,
@@ -50,6 +54,7 @@ internal static class MineCommand
                 Instruction = request.Spec.Instructions.For(encoderOptions.Task(parsed)),
                 BatchSize = encoderOptions.BatchSize(parsed),
                 Index = VectorSearch.Parse(parsed.GetRequiredValue(index)),
+                Encoding = textEncoding,
             };
             EncoderOptions.Note(request);
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());

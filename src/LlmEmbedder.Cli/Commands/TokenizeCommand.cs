@@ -12,14 +12,18 @@ internal static class TokenizeCommand
         var model = new Option<string>("--model") { Description = "Model folder or hub id (only its tokenizer files are used)", Required = true };
         var maxLength = new Option<int?>("--max_length") { Description = "Truncate to this many tokens (counting [CLS] and [SEP]); none by default" };
         var command = new Command("tokenize", "Tokenize stdin lines to JSON arrays of token ids") { model, maxLength };
+        var encoding = new TextEncodingOption();
+        encoding.AddTo(command);
         command.SetAction(parsed =>
         {
             var tokenizer = BertTokenizer.FromDirectory(ModelArgument.Resolve(parsed.GetRequiredValue(model)));
             int limit = parsed.GetValue(maxLength) ?? int.MaxValue;
             if (limit < 2) throw new EmbedderException($"--max_length must be at least 2 (room for [CLS] and [SEP]), got {limit}");
-            using var stdin = new StreamReader(Console.OpenStandardInput(), new System.Text.UTF8Encoding(false));
+            using var stdin = Console.OpenStandardInput();
+            // Every line is decoded before the first is written, so bad input gives the error alone.
+            var lines = TextFile.ReadLines(stdin, TextFile.StdinName, encoding.Get(parsed)).ToList();
             using var stdout = new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false)) { AutoFlush = false };
-            foreach (var line in TextInput.SplitLines(stdin.ReadToEnd()))
+            foreach (var line in lines)
                 stdout.WriteLine("[" + string.Join(",", tokenizer.Encode(line, limit)) + "]");
             return 0;
         });

@@ -68,10 +68,10 @@ public sealed class InstructionSet
             $"unknown instruction version \"{version}\" (available: {InstructionVersion.Listing(_versions.Keys)}; add one with --instruction_file)");
 
     /// <summary>This set plus the versions of an --instruction_file (same name: the file wins).</summary>
-    public InstructionSet WithFile(string path)
+    public InstructionSet WithFile(string path, TextEncoding? encoding = null)
     {
         var merged = new Dictionary<string, InstructionVersion>(_versions, StringComparer.Ordinal);
-        foreach (var version in InstructionFile.Read(path))
+        foreach (var version in InstructionFile.Read(path, encoding))
             merged[version.Name] = version;
         return new InstructionSet(merged);
     }
@@ -120,14 +120,15 @@ internal static class InstructionFile
 {
     public const string AnyTask = "*";
 
-    public static IReadOnlyList<InstructionVersion> Read(string path)
+    public static IReadOnlyList<InstructionVersion> Read(string path, TextEncoding? encoding = null)
     {
         if (!File.Exists(path))
             throw new EmbedderException($"{path}: instruction file not found");
+        var text = TextFile.ReadAllText(path, encoding);
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            document = JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
         }
         catch (JsonException e)
         {

@@ -5,6 +5,7 @@ namespace LlmEmbedder.Data;
 /// <param name="CommandLine">The per-task settings from the flags; with <paramref name="UseTrainConfig"/> the version's table overrides what it lists.</param>
 /// <param name="InstructionFile">--instruction_file: versions added to (or replacing) the built-in ones.</param>
 /// <param name="SkipBadRows">Skip and count malformed rows instead of stopping at the first.</param>
+/// <param name="Encoding">--encoding of the training and instruction files; null is UTF-8.</param>
 public sealed record TrainingDataOptions(
     IReadOnlyList<string> TrainData,
     string DataRoot = "/data/llm-embedder",
@@ -15,7 +16,8 @@ public sealed record TrainingDataOptions(
     int TrainGroupSize = 8,
     TaskTrainingConfig? CommandLine = null,
     long Seed = 42,
-    bool SkipBadRows = false);
+    bool SkipBadRows = false,
+    TextEncoding? Encoding = null);
 
 /// <summary>One --train_data entry after preprocessing: its groups are Groups[Offset .. Offset+Count).</summary>
 /// <param name="Name">Parent directory name, suffixed _1, _2, ... when repeated.</param>
@@ -72,7 +74,7 @@ public sealed class TrainingData
         ArgumentOutOfRangeException.ThrowIfLessThan(options.TrainGroupSize, 1);
         if (options.TrainData.Count == 0)
             throw new EmbedderException("no --train_data given");
-        var instructions = options.InstructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(options.InstructionFile);
+        var instructions = options.InstructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(options.InstructionFile, options.Encoding);
         var version = instructions.Get(options.Version);
         var commandLine = options.CommandLine ?? new TaskTrainingConfig();
         var files = TrainingJsonl.ResolveTrainData(options.TrainData, options.DataRoot);
@@ -135,7 +137,7 @@ public sealed class TrainingData
         var rowsRead = 0;
         var dropped = 0;
         var kept = new Queue<TrainingGroup>();
-        foreach (var row in TrainingJsonl.ReadRows(file, onBadRow))
+        foreach (var row in TrainingJsonl.ReadRows(file, onBadRow, options.Encoding))
         {
             if (task is null)
             {

@@ -45,7 +45,7 @@ public static class TrainingJsonl
     }
 
     /// <summary>Reads and validates a whole file. Without <paramref name="skipBadRows"/> the first bad row is an error.</summary>
-    public static TrainingFile ReadFile(string path, bool skipBadRows = false)
+    public static TrainingFile ReadFile(string path, bool skipBadRows = false, TextEncoding? encoding = null)
     {
         var skipped = 0;
         string? firstSkipped = null;
@@ -56,7 +56,7 @@ public static class TrainingJsonl
                 firstSkipped ??= error.Message;
             }
             : null;
-        var rows = ReadRows(path, onBadRow).ToList();
+        var rows = ReadRows(path, onBadRow, encoding).ToList();
         if (rows.Count == 0)
             throw NoRows(path, skipped, firstSkipped);
         return new TrainingFile(path, rows, skipped, firstSkipped);
@@ -65,16 +65,16 @@ public static class TrainingJsonl
     /// <summary>
     /// Streams the valid rows of a file. A bad row goes to <paramref name="onBadRow"/> when given (and is
     /// skipped), else it is thrown. Besides each row's own shape, rows must agree with the first valid row
-    /// on the task and on having teacher_scores: a batch takes both from the whole dataset.
+    /// on the task and on having teacher_scores: a batch takes both from the whole dataset. Text that does not decode
+    /// in <paramref name="encoding"/> (UTF-8 by default) stops the reading even then: the rest of the file cannot be trusted.
     /// </summary>
-    public static IEnumerable<TrainingRow> ReadRows(string path, Action<EmbedderException>? onBadRow = null)
+    public static IEnumerable<TrainingRow> ReadRows(string path, Action<EmbedderException>? onBadRow = null, TextEncoding? encoding = null)
     {
         if (!File.Exists(path))
             throw new EmbedderException($"{path}: training file not found");
-        using var reader = new StreamReader(path, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
         TrainingRow? first = null;
         long lineNumber = 0;
-        while (reader.ReadLine() is { } line)
+        foreach (var line in TextFile.ReadLines(path, encoding))
         {
             lineNumber++;
             if (string.IsNullOrWhiteSpace(line)) continue;

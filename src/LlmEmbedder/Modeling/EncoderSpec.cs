@@ -96,7 +96,7 @@ public sealed record EncoderSpec
         {
             var version = flags.Version ?? Instructions.Version
                 ?? throw new EmbedderException("--instruction_file needs --version (the model records no instruction version)");
-            var set = flags.InstructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(flags.InstructionFile);
+            var set = flags.InstructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(flags.InstructionFile, flags.InstructionFileEncoding);
             var instructions = EncoderInstructions.FromVersion(set.Get(version), flags.InstructionFile ?? Instructions.InstructionFile);
             Note("instructions", Instructions.Version ?? "none", version);
             result = result with { Instructions = instructions };
@@ -168,7 +168,8 @@ public sealed record EncoderSpecOverrides(
     int? MaxLength = null,
     InferenceDtype? Dtype = null,
     string? Version = null,
-    string? InstructionFile = null);
+    string? InstructionFile = null,
+    TextEncoding? InstructionFileEncoding = null);
 
 /// <summary>
 /// The instruction of each task (query and key prefixes) and the version and file they came from. Task

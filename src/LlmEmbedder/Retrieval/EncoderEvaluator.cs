@@ -30,8 +30,9 @@ public sealed class EncoderEvaluator : IEncoderEvaluator
         if (args.EvalData is null) return null;
         var evalData = ResolveDataPath(args.EvalData, args.DataRoot);
         var corpus = args.Corpus is null ? null : ResolveDataPath(args.Corpus, args.DataRoot);
-        var dataset = RetrievalDataset.Load(evalData, corpus, keyTemplate: args.KeyTemplate);
-        return new EncoderEvaluator(dataset, FirstRowTask(evalData),
+        var encoding = TextEncoding.Parse(args.Encoding);
+        var dataset = RetrievalDataset.Load(evalData, corpus, keyTemplate: args.KeyTemplate, encoding: encoding);
+        return new EncoderEvaluator(dataset, FirstRowTask(evalData, encoding),
             new EvaluationSettings(null, args.KeyTemplate, args.Metrics, args.Cutoffs, args.Hits, args.BatchSize));
     }
 
@@ -60,10 +61,10 @@ public sealed class EncoderEvaluator : IEncoderEvaluator
     }
 
     /// <summary>The "task" of an eval file's first row (it selects the instruction, as in run_dense.py); null for a folder or none.</summary>
-    public static string? FirstRowTask(string evalData)
+    public static string? FirstRowTask(string evalData, TextEncoding? encoding = null)
     {
         if (Directory.Exists(evalData)) return null;
-        var first = File.ReadLines(evalData).FirstOrDefault();
+        var first = TextFile.ReadLines(evalData, encoding).FirstOrDefault();
         if (string.IsNullOrWhiteSpace(first)) return null;
         try
         {

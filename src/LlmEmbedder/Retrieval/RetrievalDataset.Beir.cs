@@ -1,4 +1,5 @@
 using System.Globalization;
+using LlmEmbedder.Data;
 
 namespace LlmEmbedder.Retrieval;
 
@@ -16,7 +17,7 @@ public sealed partial record RetrievalDataset
     /// the template names is required. A qrels line naming an id absent from queries.jsonl or corpus.jsonl is an error
     /// at that line, as are repeated <c>_id</c>s.
     /// </remarks>
-    public static RetrievalDataset LoadBeir(string folder, string split = "test", string keyTemplate = KeyTemplate.Default)
+    public static RetrievalDataset LoadBeir(string folder, string split = "test", string keyTemplate = KeyTemplate.Default, TextEncoding? encoding = null)
     {
         var template = KeyTemplate.Parse(keyTemplate);
         if (!Directory.Exists(folder)) throw new EmbedderException($"{folder}: folder not found");
@@ -44,7 +45,7 @@ public sealed partial record RetrievalDataset
             corpusIndexOfId[id] = corpusIds.Count;
             corpusIds.Add(id);
             corpusTexts.Add(template.Render(row, corpusPath, line, optionalTitle));
-        });
+        }, encoding);
         if (corpusIds.Count == 0) throw new EmbedderException($"{corpusPath}: the corpus is empty (no rows)");
 
         var queryOrder = new List<string>();
@@ -57,9 +58,9 @@ public sealed partial record RetrievalDataset
                 throw EmbedderException.AtLine(queriesPath, line, $"_id '{id}' repeats the query at line {queryLineOfId[id]}");
             queryOrder.Add(id);
             queryText[id] = JsonlFile.RequiredString(row, "text", queriesPath, line);
-        });
+        }, encoding);
 
-        var relevantOfQuery = ReadQrels(qrelsPath, queryText, corpusIndexOfId, queriesPath, corpusPath);
+        var relevantOfQuery = ReadQrels(qrelsPath, queryText, corpusIndexOfId, queriesPath, corpusPath, encoding);
         var queries = queryOrder
             .Where(relevantOfQuery.ContainsKey)
             .Select(id => new RetrievalQuery(id, IdIsNumber: false, queryText[id], relevantOfQuery[id]))
@@ -74,11 +75,12 @@ public sealed partial record RetrievalDataset
 
     /// <returns>For each judged query id, its relevant corpus indices (distinct, in file order; empty when every score is 0).</returns>
     private static Dictionary<string, List<int>> ReadQrels(
-        string qrelsPath, Dictionary<string, string> queryText, Dictionary<string, int> corpusIndexOfId, string queriesPath, string corpusPath)
+        string qrelsPath, Dictionary<string, string> queryText, Dictionary<string, int> corpusIndexOfId, string queriesPath, string corpusPath,
+        TextEncoding? encoding)
     {
         var relevantOfQuery = new Dictionary<string, List<int>>(StringComparer.Ordinal);
         long line = 0;
-        foreach (var text in File.ReadLines(qrelsPath))
+        foreach (var text in TextFile.ReadLines(qrelsPath, encoding))
         {
             line++;
             var fields = text.Split('\t');

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using LlmEmbedder.Data;
 
 namespace LlmEmbedder.Retrieval;
 
@@ -17,14 +18,15 @@ public sealed partial record RetrievalDataset
     /// <c>query</c>, a <c>pos_index</c> outside the corpus, a repeated <c>query_id</c>, a corpus row lacking a field the
     /// template needs, an empty corpus or eval file.
     /// </remarks>
-    public static RetrievalDataset LoadFlagEmbedding(string evalDataPath, string corpusPath, string keyTemplate = KeyTemplate.Default)
+    public static RetrievalDataset LoadFlagEmbedding(string evalDataPath, string corpusPath, string keyTemplate = KeyTemplate.Default,
+        TextEncoding? encoding = null)
     {
         var template = KeyTemplate.Parse(keyTemplate);
         foreach (var path in new[] { evalDataPath, corpusPath })
             if (!File.Exists(path)) throw new EmbedderException($"{path}: file not found");
 
         var corpusTexts = new List<string>();
-        JsonlFile.ForEachObject(corpusPath, (line, row) => corpusTexts.Add(template.Render(row, corpusPath, line)));
+        JsonlFile.ForEachObject(corpusPath, (line, row) => corpusTexts.Add(template.Render(row, corpusPath, line)), encoding);
         if (corpusTexts.Count == 0) throw new EmbedderException($"{corpusPath}: the corpus is empty (no rows)");
 
         var queries = new List<RetrievalQuery>();
@@ -40,7 +42,7 @@ public sealed partial record RetrievalDataset
             var relevant = ReadPosIndex(row, corpusTexts.Count, evalDataPath, line, corpusPath);
             var answers = ReadAnswers(row, evalDataPath, line);
             queries.Add(new RetrievalQuery(id, idIsNumber, text, relevant, answers));
-        });
+        }, encoding);
         if (queries.Count == 0) throw new EmbedderException($"{evalDataPath}: no queries (the file is empty)");
         return new RetrievalDataset(queries, corpusTexts, CorpusIds: null);
     }

@@ -1,3 +1,5 @@
+using LlmEmbedder.Data;
+
 namespace LlmEmbedder.Retrieval;
 
 /// <summary>One evaluation query with the corpus rows judged relevant to it.</summary>
@@ -30,18 +32,19 @@ public sealed partial record RetrievalDataset(
 
     /// <summary>
     /// A folder is read as BEIR / C-MTEB (<paramref name="corpus"/> must then be null); a file as FlagEmbedding
-    /// eval JSONL with <paramref name="corpus"/> as its corpus JSONL.
+    /// eval JSONL with <paramref name="corpus"/> as its corpus JSONL. Every file is read in <paramref name="encoding"/> (UTF-8 by default).
     /// </summary>
-    public static RetrievalDataset Load(string evalData, string? corpus, string split = "test", string keyTemplate = KeyTemplate.Default)
+    public static RetrievalDataset Load(string evalData, string? corpus, string split = "test", string keyTemplate = KeyTemplate.Default,
+        TextEncoding? encoding = null)
     {
         if (Directory.Exists(evalData))
         {
             if (corpus is not null)
                 throw new EmbedderException($"{evalData}: a BEIR folder brings its own corpus.jsonl; do not also give a corpus ({corpus})");
-            return LoadBeir(evalData, split, keyTemplate);
+            return LoadBeir(evalData, split, keyTemplate, encoding);
         }
         if (corpus is null)
             throw new EmbedderException($"{evalData}: an eval JSONL file needs a corpus JSONL file (or give a BEIR folder instead)");
-        return LoadFlagEmbedding(evalData, corpus, keyTemplate);
+        return LoadFlagEmbedding(evalData, corpus, keyTemplate, encoding);
     }
 }

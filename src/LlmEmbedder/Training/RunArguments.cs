@@ -105,7 +105,9 @@ public static class ModelArgumentsSpec
         EncoderInstructions instructions = EncoderInstructions.None;
         if (args.AddInstruction)
         {
-            var set = args.InstructionFile is { } file && File.Exists(file) ? InstructionSet.BuiltIn.WithFile(file) : InstructionSet.BuiltIn;
+            var set = args.InstructionFile is { } file && File.Exists(file)
+                ? InstructionSet.BuiltIn.WithFile(file, TextEncoding.Parse(args.Encoding))
+                : InstructionSet.BuiltIn;
             if (args.InstructionFile is { } missing && !File.Exists(missing) && tasks is not null)
                 throw new EmbedderException($"{missing}: instruction file not found");
             instructions = EncoderInstructions.FromVersion(set.Get(args.Version), args.InstructionFile, tasks);

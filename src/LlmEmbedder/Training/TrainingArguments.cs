@@ -29,6 +29,8 @@ public sealed record ModelArguments
     [Description("Keys retrieved per query in evaluation")] public int Hits { get; init; } = 200;
     [Description("Compute precision: fp32 | bf16 (| fp16, computed as bf16 on the CPU); master weights stay fp32")] public string Dtype { get; init; } = "fp16";
     [Description("Batch size for encoding in evaluation")] public int BatchSize { get; init; } = 256;
+    [Description("Encoding of the training, eval, corpus and instruction files: utf-8 (strict), gb18030, gbk, big5, utf-16, ...")]
+    public string Encoding { get; init; } = "utf-8";
 }
 
 /// <summary>Training arguments (run_dense.py's RetrievalTrainingArgs and the Hugging Face TrainingArguments it uses).</summary>

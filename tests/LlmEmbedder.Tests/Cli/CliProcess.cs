@@ -11,7 +11,9 @@ internal static class CliProcess
         public string[] StderrLines => Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
 
-    public static Result Run(IEnumerable<string> args, string? stdin = null, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="stdinBytes">Raw bytes for stdin (for input in other encodings), instead of <paramref name="stdin"/>.</param>
+    public static Result Run(IEnumerable<string> args, string? stdin = null, IReadOnlyDictionary<string, string>? environment = null,
+        byte[]? stdinBytes = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -27,6 +29,7 @@ internal static class CliProcess
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (stdin is not null) process.StandardInput.Write(stdin);
+        if (stdinBytes is not null) process.StandardInput.BaseStream.Write(stdinBytes);
         process.StandardInput.Close();
         if (!process.WaitForExit(TimeSpan.FromMinutes(15)))
         {

@@ -17,7 +17,8 @@ public sealed class TrainBadDataCliTests : IDisposable
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
     public static TheoryData<string> BadFiles => new(
-        "malformed_json", "missing_query", "pos_not_list", "pos_not_strings", "teacher_scores_wrong_length", "empty", "query_not_string");
+        "malformed_json", "missing_query", "pos_not_list", "pos_not_strings", "teacher_scores_wrong_length", "empty", "query_not_string",
+        "not_utf8_gb18030", "not_utf8_nul_byte");
 
     private CliProcess.Result Train(string output, params string[] trainData) => CliProcess.Run([
         "train", "--query_encoder", model, "--output_dir", output, "--train_data", .. trainData,

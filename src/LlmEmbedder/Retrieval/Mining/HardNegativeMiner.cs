@@ -27,6 +27,9 @@ public sealed record MiningOptions
     public int BatchSize { get; init; } = 256;
     public SearchIndexKind Index { get; init; } = SearchIndexKind.Exact;
 
+    /// <summary>--encoding of the input file and the candidate pool.</summary>
+    public TextEncoding Encoding { get; init; } = TextEncoding.Utf8;
+
     /// <summary>Parses "10-210" (start-end, end exclusive, as a Python slice).</summary>
     public static (int Start, int End) ParseRange(string range)
     {
@@ -67,8 +70,8 @@ public static class HardNegativeMiner
         IProgress<EncodingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         Validate(options);
-        var rows = MiningInput.ReadRows(inputFile);
-        var pool = MiningInput.ReadPool(candidatePool, rows);
+        var rows = MiningInput.ReadRows(inputFile, options.Encoding);
+        var pool = MiningInput.ReadPool(candidatePool, rows, options.Encoding);
 
         var poolEmbeddings = encoder.Encode(pool, EmbeddingRole.Key, options.Instruction?.Key ?? "", null, options.BatchSize, "pool", progress);
         var queryEmbeddings = encoder.Encode(rows.Select(r => r.Query).ToArray(), EmbeddingRole.Query, options.Instruction?.Query ?? "", null, options.BatchSize, "queries", progress);

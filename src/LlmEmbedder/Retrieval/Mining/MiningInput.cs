@@ -14,7 +14,7 @@ public static class MiningInput
     /// Every row of a training JSONL file. <c>query</c> must be a string and <c>pos</c> a list of strings; <c>neg</c>,
     /// when present, a list of strings. Errors name file:line.
     /// </summary>
-    public static IReadOnlyList<MiningRow> ReadRows(string path)
+    public static IReadOnlyList<MiningRow> ReadRows(string path, TextEncoding? encoding = null)
     {
         var rows = new List<MiningRow>();
         JsonlFile.ForEachObject(path, (line, row) =>
@@ -25,7 +25,7 @@ public static class MiningInput
             var positives = Strings(pos, "pos", path, line);
             var negatives = row.TryGetProperty("neg", out var neg) && neg.ValueKind != JsonValueKind.Null ? Strings(neg, "neg", path, line) : [];
             rows.Add(new MiningRow(line, JsonNode.Parse(row.GetRawText())!.AsObject(), query, positives, negatives));
-        });
+        }, encoding);
         if (rows.Count == 0) throw new EmbedderException($"{path}: no rows (the file is empty)");
         return rows;
     }
@@ -34,11 +34,11 @@ public static class MiningInput
     /// The candidate pool: the texts of a pool file (JSONL rows with a "text" field, or one text per line), or, when
     /// there is none, every pos and neg of the rows; repeated texts once, in first-seen order.
     /// </summary>
-    public static IReadOnlyList<string> ReadPool(string? poolPath, IReadOnlyList<MiningRow> rows)
+    public static IReadOnlyList<string> ReadPool(string? poolPath, IReadOnlyList<MiningRow> rows, TextEncoding? encoding = null)
     {
         var texts = poolPath is null
             ? rows.SelectMany(r => r.Positives.Concat(r.Negatives))
-            : TextInput.Read(poolPath);
+            : TextInput.Read(poolPath, encoding);
         var pool = texts.Distinct(StringComparer.Ordinal).ToArray();
         if (pool.Length == 0)
             throw new EmbedderException(poolPath is null
