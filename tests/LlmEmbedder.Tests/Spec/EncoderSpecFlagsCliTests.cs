@@ -69,6 +69,11 @@ public sealed class EncoderSpecFlagsCliTests(SpecFlagRuns runs) : IClassFixture<
             Assert.True(plain.Bytes.AsSpan().SequenceEqual(restated.Bytes), $"--role {role}: the restated flags change the .npy");
         }
 
+        // The version alone: the folder holds its instructions, so the file that defined the version is not needed again.
+        var versionOnly = TinyRuns.Encode(Dir, runs.Tied, "query", "qa", "--version", TinyRuns.TwoTaskVersion);
+        Assert.Empty(versionOnly.Notes);
+        Assert.True(runs.TiedQa("query").Bytes.AsSpan().SequenceEqual(versionOnly.Bytes), "--version restated alone changes the .npy");
+
         var overridden = TinyRuns.Encode(Dir, runs.Tied, "query", "qa", "--pooling_method", "cls", "--max_length", "16", "--dense_metric", "cos");
         Assert.Equal($"{NotePrefix} ({TiedSpecFile}): pooling mean → cls, max length 24 → 16", Assert.Single(overridden.Notes));
         Assert.True(TinyRuns.MaxAbsDifference(runs.TiedQa("query").Vectors, overridden.Vectors) > 1e-3);
