@@ -92,7 +92,8 @@ public sealed record EncoderSpec
             Note("dtype", DtypeName(Dtype), DtypeName(dtype));
             result = result with { Dtype = dtype };
         }
-        if (flags.Version is not null || flags.InstructionFile is not null)
+        // The spec holds its version's instructions: restating that version alone needs no file and changes nothing.
+        if ((flags.Version is not null && flags.Version != Instructions.Version) || flags.InstructionFile is not null)
         {
             var version = flags.Version ?? Instructions.Version
                 ?? throw new EmbedderException("--instruction_file needs --version (the model records no instruction version)");
