@@ -98,8 +98,14 @@ public sealed record EncoderSpec
             var version = flags.Version ?? Instructions.Version
                 ?? throw new EmbedderException("--instruction_file needs --version (the model records no instruction version)");
             var set = flags.InstructionFile is null ? InstructionSet.BuiltIn : InstructionSet.BuiltIn.WithFile(flags.InstructionFile, flags.InstructionFileEncoding);
-            var instructions = EncoderInstructions.FromVersion(set.Get(version), flags.InstructionFile ?? Instructions.InstructionFile);
-            Note("instructions", Instructions.Version ?? "none", version);
+            var chosen = set.Get(version);
+            // The model's own version keeps the model's tasks (a one-task model stays one-task); another version brings all of its own.
+            var tasks = version == Instructions.Version && Instructions.Tasks.Keys.All(t => chosen.Instructions.ContainsKey(t) || chosen.AnyTaskInstruction is not null)
+                ? Instructions.Tasks.Keys
+                : null;
+            var instructions = EncoderInstructions.FromVersion(chosen, flags.InstructionFile ?? Instructions.InstructionFile, tasks);
+            if (!instructions.SameTexts(Instructions))
+                changed.Add($"instructions {Instructions.Version ?? "none"} → {version}{(version == Instructions.Version ? " (other texts)" : "")}");
             result = result with { Instructions = instructions };
         }
         changes = changed;
@@ -224,6 +230,10 @@ public sealed record EncoderInstructions(string? Version, string? InstructionFil
     }
 
     private string TaskList => string.Join(", ", Tasks.Keys.Order(StringComparer.Ordinal));
+
+    /// <summary>Whether both give every task the same query and key prefixes (versions and files aside).</summary>
+    public bool SameTexts(EncoderInstructions other) =>
+        Tasks.Count == other.Tasks.Count && Tasks.All(t => other.Tasks.TryGetValue(t.Key, out var instruction) && instruction == t.Value);
 
     public JsonObject ToJson()
     {
