@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LlmEmbedder.Checkpoints;
 using LlmEmbedder.Data;
 using LlmEmbedder.Tokenization;
 
@@ -9,14 +10,17 @@ internal static class TokenizeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Model folder or hub id (only its tokenizer files are used)", Required = true };
+        var model = new Option<string>("--model") { Description = ModelArgument.Description + " (only its tokenizer files are used)", Required = true };
         var maxLength = new Option<int?>("--max_length") { Description = "Truncate to this many tokens (counting [CLS] and [SEP]); none by default" };
         var command = new Command("tokenize", "Tokenize stdin lines to JSON arrays of token ids") { model, maxLength };
         var encoding = new TextEncodingOption();
         encoding.AddTo(command);
         command.SetAction(parsed =>
         {
-            var tokenizer = BertTokenizer.FromDirectory(ModelArgument.Resolve(parsed.GetRequiredValue(model)));
+            var dir = ModelArgument.Resolve(parsed.GetRequiredValue(model));
+            // A folder with tokenizer files is used as it is; a run or checkpoint folder gives its query side's tokenizer.
+            bool hasTokenizer = File.Exists(Path.Combine(dir, "vocab.txt")) || File.Exists(Path.Combine(dir, "tokenizer.json"));
+            var tokenizer = BertTokenizer.FromDirectory(hasTokenizer ? dir : ModelFolder.Open(dir).QueryEncoderDir);
             int limit = parsed.GetValue(maxLength) ?? int.MaxValue;
             if (limit < 2) throw new EmbedderException($"--max_length must be at least 2 (room for [CLS] and [SEP]), got {limit}");
             using var stdin = Console.OpenStandardInput();
