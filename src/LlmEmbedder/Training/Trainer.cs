@@ -341,7 +341,7 @@ public sealed class Trainer
     private void SaveCheckpoint(int step, int totalSteps, SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder,
         AdamW optimizer, BatchSampler sampler, List<LossPoint> lossHistory)
     {
-        var path = CheckpointFolders.Publish(trainArgs.OutputDir, Path.GetFileName(CheckpointFolders.PathFor(trainArgs.OutputDir, step)), dir =>
+        var path = CheckpointFolders.Publish(trainArgs.OutputDir, step, dir =>
         {
             WriteModelFiles(dir, queryEncoder, keyEncoder);
             optimizer.save_state_dict(Path.Combine(dir, "optimizer.bin"));
@@ -354,14 +354,7 @@ public sealed class Trainer
     /// <summary>The final model in output_dir itself: args.json and encoder/ (or query_encoder/ + key_encoder/).</summary>
     private void SaveFinal(SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder)
     {
-        var staging = CheckpointFolders.Publish(trainArgs.OutputDir, ".final-staging", dir => WriteModelFiles(dir, queryEncoder, keyEncoder));
-        foreach (var entry in Directory.EnumerateFileSystemEntries(staging))
-        {
-            var destination = Path.Combine(trainArgs.OutputDir, Path.GetFileName(entry));
-            if (Directory.Exists(entry)) CheckpointFolders.ReplaceDirectory(entry, destination);
-            else File.Move(entry, destination, overwrite: true);
-        }
-        Directory.Delete(staging);
+        CheckpointFolders.PublishFinal(trainArgs.OutputDir, dir => WriteModelFiles(dir, queryEncoder, keyEncoder));
         observer.Message($"saved the final model in {trainArgs.OutputDir}");
     }
 

@@ -100,10 +100,8 @@ public static class SentenceTransformersExport
 
         var output = Path.GetFullPath(options.OutputDir);
         CheckReplaceable(output);
-        var staging = $"{output.TrimEnd(Path.DirectorySeparatorChar)}.tmp-{Environment.ProcessId}";
-        if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        Directory.CreateDirectory(staging);
-        try
+        ExportResult? result = null;
+        AtomicFolder.Publish(output, staging =>
         {
             CopyEncoder(encoderDir, staging);
             var modules = new List<(string Path, string Type)> { ("", "Transformer") };
@@ -139,13 +137,9 @@ public static class SentenceTransformersExport
                 .Where(p => File.Exists(p) || !Directory.EnumerateFileSystemEntries(p).Any())
                 .Select(p => Path.GetRelativePath(staging, p).Replace(Path.DirectorySeparatorChar, '/'))
                 .Order(StringComparer.Ordinal).ToArray();
-            Publish(staging, output);
-            return new ExportResult(output, encoderDir, pooling, normalize, similarity, denseOut, prompts, files);
-        }
-        finally
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        }
+            result = new ExportResult(output, encoderDir, pooling, normalize, similarity, denseOut, prompts, files);
+        });
+        return result!;
     }
 
     /// <summary>The encoder folder and the args.json of its training run (beside it, or in the folder given).</summary>
@@ -204,20 +198,6 @@ public static class SentenceTransformersExport
         if (File.Exists(output)) throw new EmbedderException($"{output}: is a file; expected a folder to export into");
         if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any() && !File.Exists(Path.Combine(output, "modules.json")))
             throw new EmbedderException($"{output}: exists and is not an earlier export (no modules.json); choose an empty or new folder");
-    }
-
-    private static void Publish(string staging, string output)
-    {
-        if (!Directory.Exists(output))
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(output)!);
-            Directory.Move(staging, output);
-            return;
-        }
-        var old = $"{output}.old-{Environment.ProcessId}";
-        Directory.Move(output, old);
-        Directory.Move(staging, output);
-        Directory.Delete(old, recursive: true);
     }
 
     /// <summary>config.json, the weights as safetensors (copied when they already are), and the tokenizer files.</summary>
