@@ -1,16 +1,17 @@
 using System.Diagnostics;
 using LlmEmbedder.Modeling;
+using LlmEmbedder.Tokenization;
 using LlmEmbedder.Training;
 using LlmEmbedder.Training.Losses;
-using LlmEmbedder.Training.Optimization;
 using static TorchSharp.torch;
 
 namespace LlmEmbedder.Bench;
 
 /// <summary>
-/// One training step (queries + B·G keys → contrastive loss → backward → AdamW) of a random-weight model of a
-/// given config, timed by phase. Flags: --config PATH --batch B --group G --query-len N --key-len N --steps N --dtype fp32|bf16
-/// [--gradient-checkpointing]
+/// The trainer's own training step (<see cref="TrainingStep"/> on a <see cref="DenseRetriever"/>: queries + B·G keys →
+/// CLS → cosine contrastive loss → backward → clip → AdamW) on a random-weight model of a given config, with random
+/// token ids, timed by phase. Flags: --config PATH --batch B --group G --query-len N --key-len N --steps N --dtype fp32|bf16
+/// [--gradient-checkpointing] [--tokenizer DIR (any BERT tokenizer folder; the ids are fed directly)]
 /// </summary>
 public static class TrainStepBench
 {
@@ -24,42 +25,31 @@ public static class TrainStepBench
         var dtype = MixedPrecisionModel.ParseDtype(Flag("--dtype", "fp32"));
         bool gradientCheckpointing = args.Contains("--gradient-checkpointing");
 
-        using var model = new BertModel(config);
+        var model = new BertModel(config);
         model.InitializeRandomWeights(new Generator(1));
-        using var compute = new MixedPrecisionModel(model, dtype);
-        compute.Compute.GradientCheckpointing = gradientCheckpointing;
-        compute.Train(true);
-        var parameters = model.named_parameters().ToList();
-        using var optimizer = AdamWWithDecayGroups.Create(parameters.Select(p => (p.name, p.parameter)), 1e-5, 0.01);
-        var loss = new ContrastiveLoss(new EmbeddingSimilarity(DenseMetric.Cos, 0.02));
-        Tensor Ids(int rows, int length) => randint(1000, config.VocabSize, [rows, length], dtype: ScalarType.Int64);
+        var encoder = new SentenceEncoder(BertTokenizer.FromDirectory(Flag("--tokenizer", "samples/model")), model,
+            new EncoderSpec { QueryMaxLength = queryLength, KeyMaxLength = keyLength });
+        using var retriever = new DenseRetriever(encoder, keyEncoder: null, new RetrieverOptions
+        {
+            ComputeDtype = dtype, GradientCheckpointing = gradientCheckpointing,
+        });
+        using var trainingStep = new TrainingStep(retriever, new TrainingStepOptions { LearningRate = 1e-5, WeightDecay = 0.01, MaxGradNorm = 1.0 });
+        var loss = new RetrievalLossOptions { DenseMetric = DenseMetric.Cos, CosTemperature = 0.02, ContrastiveWeight = 1.0 };
+        var random = new Random(1);
+        TokenBatch Ids(int rows, int length) => new(
+            Enumerable.Range(0, rows * length).Select(_ => (long)random.Next(1000, config.VocabSize)).ToArray(),
+            Enumerable.Repeat(1L, rows * length).ToArray(), rows, length);
 
+        retriever.Train(true);
         var phases = new Dictionary<string, double> { ["forward"] = 0, ["backward"] = 0, ["optimizer"] = 0 };
         var total = Stopwatch.StartNew();
         for (int step = 0; step <= steps; step++)
         {
             if (step == 1) { total.Restart(); foreach (var name in phases.Keys.ToList()) phases[name] = 0; }
-            using var scope = NewDisposeScope();
-            var clock = Stopwatch.StartNew();
-            Tensor value;
-            // As the Trainer: the forward's handles are released before backward (the graph keeps what it needs).
-            using (NewDisposeScope())
-            {
-                var q = Pooling.Apply(compute.Compute.call(Ids(batch, queryLength), ones(batch, queryLength, dtype: ScalarType.Int64)),
-                    null!, PoolingMethod.Cls).to(ScalarType.Float32);
-                var k = Pooling.Apply(compute.Compute.call(Ids(batch * group, keyLength), ones(batch * group, keyLength, dtype: ScalarType.Int64)),
-                    null!, PoolingMethod.Cls).to(ScalarType.Float32);
-                value = loss.Compute(q, k).MoveToOuterDisposeScope();
-            }
-            phases["forward"] += clock.Elapsed.TotalSeconds; clock.Restart();
-            value.backward();
-            compute.MoveGradientsToMaster();
-            phases["backward"] += clock.Elapsed.TotalSeconds; clock.Restart();
-            nn.utils.clip_grad_norm_(parameters.Select(p => p.parameter), 1.0);
-            optimizer.step();
-            optimizer.zero_grad();
-            compute.SyncFromMaster();
-            phases["optimizer"] += clock.Elapsed.TotalSeconds;
+            var result = trainingStep.Run(step + 1, [new RetrievalBatch(Ids(batch, queryLength), Ids(batch * group, keyLength), null, loss)], 1e-5);
+            phases["forward"] += result.Forward.TotalSeconds;
+            phases["backward"] += result.Backward.TotalSeconds;
+            phases["optimizer"] += result.Update.TotalSeconds;
         }
         double seconds = total.Elapsed.TotalSeconds;
         using var process = Process.GetCurrentProcess();

@@ -10,7 +10,6 @@ namespace LlmEmbedder.Cli.Commands;
 internal static class DistributedLaunch
 {
     private static IProcessGroup? current;
-    private static bool failureCoordinated;
 
     public static bool LaunchedByMpirun => MpiProcessGroup.LaunchedByMpirun;
 
@@ -27,17 +26,11 @@ internal static class DistributedLaunch
         var group = Start();
         try
         {
-            return command(group);
+            // The trainer agrees on startup itself; this covers the command's own startup (flags, the evaluator) before it.
+            return group.RunStartup(() => command(group));
         }
-        catch (StartupFailedElsewhereException) when (group.StartupAgreed)
+        catch (StartupFailedElsewhereException)
         {
-            failureCoordinated = true;
-            return CommandRunner.UserError;
-        }
-        catch (Exception) when (group.WorldSize > 1 && !group.StartupAgreed)
-        {
-            failureCoordinated = true;
-            if (group.AgreeOnStartup(failedHere: true) == group.Rank) throw;
             return CommandRunner.UserError;
         }
     }
@@ -77,7 +70,7 @@ internal static class DistributedLaunch
     public static int Finish(int exitCode)
     {
         if (current is null) return exitCode;
-        if (exitCode != 0 && current.WorldSize > 1 && !failureCoordinated) current.Abort(exitCode);
+        if (exitCode != 0 && current.WorldSize > 1 && !current.StartupFailed) current.Abort(exitCode);
         current.Dispose();
         return exitCode;
     }

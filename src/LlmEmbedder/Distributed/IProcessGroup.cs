@@ -32,11 +32,15 @@ public interface IProcessGroup : IDisposable
     /// Called exactly once by every rank when its startup (arguments, data, models, resume state) either
     /// succeeded or failed: the lowest rank that failed, or null when all succeeded. Lets exactly one rank
     /// report a bad input that every rank detected, and lets the others stop without a message.
+    /// <see cref="StartupAgreement.RunStartup"/> makes the failing call for a startup that throws.
     /// </summary>
     int? AgreeOnStartup(bool failedHere);
 
     /// <summary>True once <see cref="AgreeOnStartup"/> has been called on this rank.</summary>
     bool StartupAgreed { get; }
+
+    /// <summary>True when <see cref="AgreeOnStartup"/> found a failed rank: every rank then ends by itself, none waits.</summary>
+    bool StartupFailed { get; }
 
     /// <summary>Ends every rank of the job with <paramref name="exitCode"/>; does not return.</summary>
     void Abort(int exitCode);

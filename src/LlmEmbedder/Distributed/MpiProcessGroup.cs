@@ -21,6 +21,7 @@ public sealed unsafe partial class MpiProcessGroup : IProcessGroup
     public int Rank { get; }
     public int WorldSize { get; }
     public bool StartupAgreed { get; private set; }
+    public bool StartupFailed { get; private set; }
 
     /// <summary>True when this process was started by Open MPI's mpirun (or another launcher that sets its environment).</summary>
     public static bool LaunchedByMpirun => Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is not null;
@@ -83,7 +84,8 @@ public sealed unsafe partial class MpiProcessGroup : IProcessGroup
         StartupAgreed = true;
         int lowestFailed = failedHere ? Rank : int.MaxValue;
         Check(api.Allreduce(InPlace, &lowestFailed, 1, api.Int, api.Min, api.CommWorld), "MPI_Allreduce");
-        return lowestFailed == int.MaxValue ? null : lowestFailed;
+        StartupFailed = lowestFailed != int.MaxValue;
+        return StartupFailed ? lowestFailed : null;
     }
 
     public void Abort(int exitCode)

@@ -6,6 +6,7 @@ public sealed class SingleProcess : IProcessGroup
     public int Rank => 0;
     public int WorldSize => 1;
     public bool StartupAgreed { get; private set; }
+    public bool StartupFailed { get; private set; }
 
     public void AllReduceSum(Span<float> values) { }
 
@@ -24,6 +25,7 @@ public sealed class SingleProcess : IProcessGroup
     public int? AgreeOnStartup(bool failedHere)
     {
         StartupAgreed = true;
+        StartupFailed = failedHere;
         return failedHere ? 0 : null;
     }
 

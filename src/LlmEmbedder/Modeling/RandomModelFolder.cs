@@ -18,9 +18,7 @@ public static class RandomModelFolder
         var tokenizer = BertTokenizer.FromDirectory(tokenizerDir);
         if (tokenizer.VocabSize > config.VocabSize)
             throw new EmbedderException($"{configPath}: vocab_size {config.VocabSize} is smaller than the tokenizer's {tokenizer.VocabSize} tokens");
-        var staging = outputDir.TrimEnd('/') + $".tmp-{Environment.ProcessId}";
-        Directory.CreateDirectory(staging);
-        try
+        AtomicFolder.Publish(outputDir, staging =>
         {
             using (var model = new BertModel(config))
             {
@@ -29,12 +27,6 @@ public static class RandomModelFolder
                 WeightFiles.SaveSafetensors(staging, model.state_dict());
             }
             tokenizer.Save(staging);
-            if (Directory.Exists(outputDir)) Directory.Delete(outputDir, recursive: true);
-            Directory.Move(staging, outputDir);
-        }
-        finally
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        }
+        });
     }
 }

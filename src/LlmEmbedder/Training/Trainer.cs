@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using LlmEmbedder.Checkpoints;
 using LlmEmbedder.Data;
 using LlmEmbedder.Distributed;
@@ -26,9 +27,9 @@ public sealed record TrainingResult(string OutputDir, int Steps, IReadOnlyList<L
     IReadOnlyDictionary<string, double>? MetricsBefore, IReadOnlyDictionary<string, double>? MetricsAfter);
 
 /// <summary>
-/// run_dense.py in one place: load and group the data, build the encoders, then per step: a batch from the
-/// sampler → tokenize → embed queries and keys → retrieval loss → backward → clip → AdamW → schedule;
-/// checkpoints every save_steps and the final model in output_dir.
+/// run_dense.py's loop: load and group the data, build the <see cref="DenseRetriever"/>, then per step a batch from the
+/// sampler → <see cref="TrainingStep"/> (loss, backward, clip, AdamW) at the schedule's rate; logs, checkpoints every
+/// save_steps, evaluations every eval_steps, and the final model in output_dir.
 /// </summary>
 public sealed class Trainer
 {
@@ -39,9 +40,9 @@ public sealed class Trainer
     private readonly IProcessGroup processGroup;
 
     /// <param name="processGroup">The ranks of an mpirun job (data-parallel: each rank trains on its slice of every
-    /// global batch; only rank 0 writes output_dir and evaluates); null = one process. <see cref="Run"/> calls its
-    /// <see cref="IProcessGroup.AgreeOnStartup"/> once startup succeeded; a caller whose Run throws before that must
-    /// call it with failedHere: true, or the other ranks wait forever (the CLI's DistributedLaunch does).</param>
+    /// global batch; only rank 0 writes output_dir and evaluates); null = one process. <see cref="Run"/> takes part in
+    /// the ranks' <see cref="IProcessGroup.AgreeOnStartup"/> whether its startup succeeds or throws, so a rank that
+    /// fails there never leaves the others waiting.</param>
     public Trainer(ModelArguments modelArgs, TrainingArguments trainArgs, ITrainingObserver observer, Func<string, string> resolveModel,
         IProcessGroup? processGroup = null)
     {
@@ -56,8 +57,98 @@ public sealed class Trainer
 
     public TrainingResult Run(IEncoderEvaluator? evaluator = null)
     {
+        // A rank whose startup throws still joins the ranks' agreement, so the others stop instead of waiting for it.
+        using var run = processGroup.RunStartup(() => Start(evaluator));
+        if (!WritesOutput) evaluator = null;   // rank 0 evaluates; the others wait for it in their next collective
+        DescribeRun(run);
+        var retriever = run.Retriever;
+        var metricsBefore = run.StartStep == 0 ? Evaluate(evaluator, retriever, 0, "before training", run.Tensorboard) : null;
+        if (metricsBefore is not null) run.Evaluations.Add((0, metricsBefore));
+
+        var clock = Stopwatch.StartNew();
+        double lossSinceLog = 0;
+        int stepsSinceLog = 0;
+        retriever.Train(true);
+        for (int step = run.StartStep + 1; step <= run.LastStep; step++)
+        {
+            using var scope = NewDisposeScope();
+            var microBatches = Enumerable.Range(0, trainArgs.GradientAccumulationSteps).Select(_ => NextBatch(run)).ToList();
+            var result = run.Step.Run(step, microBatches, run.Schedule.LearningRateAt(step - 1));
+
+            run.LossHistory.Add(new LossPoint(step, result.Loss, result.LearningRate));
+            lossSinceLog += result.Loss;
+            stepsSinceLog++;
+            bool logNow = step % Math.Max(1, trainArgs.LoggingSteps) == 0 || step == run.LastStep;
+            Report(run, step, result, logNow ? lossSinceLog / stepsSinceLog : result.Loss, logNow, clock);
+            if (logNow)
+            {
+                lossSinceLog = 0;
+                stepsSinceLog = 0;
+            }
+            if (trainArgs.SaveSteps > 0 && step % trainArgs.SaveSteps == 0 && step < run.LastStep)
+            {
+                if (WritesOutput) SaveCheckpoint(run, step);
+                // No rank runs ahead of a checkpoint that is still being written.
+                processGroup.Barrier();
+            }
+            if (trainArgs.EvalSteps > 0 && step % trainArgs.EvalSteps == 0 && step < run.LastStep)
+            {
+                if (Evaluate(evaluator, retriever, step, $"step {step}", run.Tensorboard) is { } metrics) run.Evaluations.Add((step, metrics));
+                retriever.Train(true);
+            }
+        }
+        retriever.Train(false);
+
+        if (WritesOutput)
+        {
+            SaveFinal(retriever, run.Spec);
+            run.State(run.LastStep).Save(Path.Combine(trainArgs.OutputDir, CheckpointFolders.TrainerStateFile));
+            LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), run.LossHistory);
+        }
+        var metricsAfter = Evaluate(evaluator, retriever, run.LastStep, "after training", run.Tensorboard);
+        if (WritesOutput && evaluator is not null) SaveMetrics(metricsBefore, metricsAfter, run.Evaluations);
+        return new TrainingResult(trainArgs.OutputDir, run.LastStep, run.LossHistory, metricsBefore, metricsAfter);
+    }
+
+    /// <summary>What <see cref="Start"/> set up for the loop.</summary>
+    private sealed class StartedRun : IDisposable
+    {
+        public required TrainingData Data { get; init; }
+        public required BatchSampler Sampler { get; init; }
+        /// <summary>Per dataset (index as in <see cref="TrainingData.Datasets"/>): its loss.</summary>
+        public required IReadOnlyList<RetrievalLossOptions> DatasetLosses { get; init; }
+        public required DenseRetriever Retriever { get; init; }
+        public required TrainingStep Step { get; init; }
+        public required LinearWarmupSchedule Schedule { get; init; }
+        public required int StepsPerEpoch { get; init; }
+        public required int TotalSteps { get; init; }
+        /// <summary>The last step this run takes (total steps, or earlier with early_exit_steps).</summary>
+        public required int LastStep { get; init; }
+        /// <summary>0, or the step of the checkpoint resumed from.</summary>
+        public required int StartStep { get; init; }
+        public required List<LossPoint> LossHistory { get; init; }
+        /// <summary>How the trained model turns text into vectors: saved with every encoder folder.</summary>
+        public required EncoderSpec Spec { get; init; }
+        /// <summary>This run's evaluations before and during training, by step.</summary>
+        public List<(int Step, IReadOnlyDictionary<string, double> Metrics)> Evaluations { get; } = [];
+        public required SummaryWriter? Tensorboard { get; init; }
+
+        public TrainerState State(int step) => new(step, TotalSteps, Sampler.State, LossHistory, get_num_threads());
+
+        public void Dispose()
+        {
+            Step.Dispose();
+            Retriever.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Everything that can fail on bad input, before the first byte is written to output_dir; then output_dir, and the
+    /// ranks' agreement that every one of them started.
+    /// </summary>
+    private StartedRun Start(IEncoderEvaluator? evaluator)
+    {
         ValidateArguments();
-        // Everything that can fail on bad input happens before the first byte is written to output_dir.
         var data = LoadData();
         // How the trained model turns text into vectors, saved with every encoder folder and used by its evaluation.
         var spec = modelArgs.ToEncoderSpec(data.Datasets.Select(d => d.Task).Distinct());
@@ -71,140 +162,52 @@ public sealed class Trainer
             throw new EmbedderException($"not enough training samples for one batch of {sampler.GlobalBatchSize}");
 
         string? resumeFrom = trainArgs.ResumeFromCheckpoint is { } resume ? CheckpointFolders.Resolve(resume, trainArgs.OutputDir) : null;
-        var queryDir = resumeFrom is null ? resolveModel(modelArgs.QueryEncoder) : CheckpointEncoderDir(resumeFrom, "query");
-        using var queryEncoder = LoadEncoder(queryDir, spec);
-        using var keyEncoder = modelArgs.TieEncoders ? null
-            : LoadEncoder(resumeFrom is null ? resolveModel(modelArgs.KeyEncoder) : CheckpointEncoderDir(resumeFrom, "key"), spec);
-        var keySide = keyEncoder ?? queryEncoder;
-        var densePooler = spec.Dense ? StartDensePooler(queryEncoder, queryDir, fromCheckpoint: resumeFrom is not null) : null;
-        // One dense pooler for both sides, as in the reference (it belongs to the retriever, not to an encoder).
-        if (densePooler is not null) keyEncoder?.SetDense(densePooler, owned: false);
-
-        var parameters = queryEncoder.Model.named_parameters()
-            .Concat(keyEncoder?.Model.named_parameters() ?? [])
-            .Concat(densePooler?.named_parameters().Select(p => (name: "dense_pooler." + p.name, p.parameter)) ?? []).ToList();
-        using var optimizer = AdamWWithDecayGroups.Create(parameters.Select(p => (p.name, p.parameter)), trainArgs.LearningRate, trainArgs.WeightDecay);
-        var schedule = LinearWarmupSchedule.FromRatio(trainArgs.LearningRate, trainArgs.WarmupRatio, totalSteps);
-        var computeDtype = MixedPrecisionModel.ParseDtype(modelArgs.Dtype);
-        using var queryCompute = new MixedPrecisionModel(queryEncoder.Model, computeDtype);
-        using var keyCompute = keyEncoder is null ? null : new MixedPrecisionModel(keyEncoder.Model, computeDtype);
-        queryCompute.Compute.GradientCheckpointing = trainArgs.GradientCheckpointing;
-        if (keyCompute is not null) keyCompute.Compute.GradientCheckpointing = trainArgs.GradientCheckpointing;
-
-        int startStep = 0;
-        var lossHistory = new List<LossPoint>();
-        if (resumeFrom is not null)
+        var retriever = LoadRetriever(spec, resumeFrom);
+        TrainingStep? trainingStep = null;
+        try
         {
-            var state = TrainerState.Load(Path.Combine(resumeFrom, CheckpointFolders.TrainerStateFile));
-            optimizer.load_state_dict(Path.Combine(resumeFrom, "optimizer.bin"));
-            sampler.Restore(state.Sampler);
-            startStep = state.GlobalStep;
-            lossHistory.AddRange(state.LossHistory);
-            queryCompute.SyncFromMaster();
-            keyCompute?.SyncFromMaster();
-            observer.Message($"resumed from {resumeFrom} at step {startStep}");
-            if (state.TorchThreads is { } threads && threads != get_num_threads())
-                observer.Message($"note: the checkpoint was written by a run with {threads} torch threads, this run has {get_num_threads()}; " +
-                                 "its losses will match an uninterrupted run to float32 rounding (about 1e-5), not bit for bit");
-        }
+            trainingStep = new TrainingStep(retriever, new TrainingStepOptions
+            {
+                LearningRate = trainArgs.LearningRate, WeightDecay = trainArgs.WeightDecay, MaxGradNorm = trainArgs.MaxGradNorm, Seed = trainArgs.Seed,
+            });
+            var lossHistory = new List<LossPoint>();
+            int startStep = resumeFrom is null ? 0 : Resume(resumeFrom, trainingStep, sampler, lossHistory);
 
-        // output_dir is made before the ranks agree that startup succeeded, so a folder that cannot be made is a startup
-        // error like any other (one message, no MPI_Abort); if another rank failed, what this run created goes again.
-        bool createdOutputDir = WritesOutput && !Directory.Exists(trainArgs.OutputDir);
-        if (WritesOutput) Directory.CreateDirectory(trainArgs.OutputDir);
-        var tensorboard = trainArgs.ReportTo == "tensorboard" && WritesOutput
-            ? utils.tensorboard.SummaryWriter(Path.Combine(trainArgs.OutputDir, "runs")) : null;
-        // Every rank read the same data and checkpoint; a rank that failed above reports it, the others stop here.
-        if (processGroup.AgreeOnStartup(failedHere: false) is { } failedRank)
+            // output_dir is made before the ranks agree that startup succeeded, so a folder that cannot be made is a startup
+            // error like any other (one message, no MPI_Abort); if another rank failed, what this run created goes again.
+            bool createdOutputDir = WritesOutput && !Directory.Exists(trainArgs.OutputDir);
+            if (WritesOutput) Directory.CreateDirectory(trainArgs.OutputDir);
+            var tensorboard = trainArgs.ReportTo == "tensorboard" && WritesOutput
+                ? utils.tensorboard.SummaryWriter(Path.Combine(trainArgs.OutputDir, "runs")) : null;
+            // Every rank read the same data and checkpoint; a rank that failed above reports it, the others stop here.
+            if (processGroup.AgreeOnStartup(failedHere: false) is { } failedRank)
+            {
+                if (createdOutputDir) Directory.Delete(trainArgs.OutputDir, recursive: true);
+                throw new StartupFailedElsewhereException(failedRank);
+            }
+            return new StartedRun
+            {
+                Data = data,
+                Sampler = sampler,
+                DatasetLosses = data.Datasets.Select(d => LossOptions(d.Config, spec.Metric)).ToList(),
+                Retriever = retriever,
+                Step = trainingStep,
+                Schedule = LinearWarmupSchedule.FromRatio(trainArgs.LearningRate, trainArgs.WarmupRatio, totalSteps),
+                StepsPerEpoch = stepsPerEpoch,
+                TotalSteps = totalSteps,
+                LastStep = Math.Min(totalSteps, trainArgs.EarlyExitSteps ?? int.MaxValue),
+                StartStep = startStep,
+                LossHistory = lossHistory,
+                Spec = spec,
+                Tensorboard = tensorboard,
+            };
+        }
+        catch
         {
-            if (createdOutputDir) Directory.Delete(trainArgs.OutputDir, recursive: true);
-            throw new StartupFailedElsewhereException(failedRank);
+            trainingStep?.Dispose();
+            retriever.Dispose();
+            throw;
         }
-        if (!WritesOutput) evaluator = null;   // rank 0 evaluates; the others wait for it in their next collective
-        DescribeRun(data, sampler, totalSteps, stepsPerEpoch, computeDtype);
-
-        var metricsBefore = startStep == 0 ? Evaluate(evaluator, queryEncoder, keySide, 0, "before training", tensorboard) : null;
-
-        var clock = Stopwatch.StartNew();
-        double lossSinceLog = 0;
-        int stepsSinceLog = 0;
-        int samplesPerStep = sampler.GlobalBatchSize * trainArgs.GradientAccumulationSteps;
-        int lastStep = Math.Min(totalSteps, trainArgs.EarlyExitSteps ?? int.MaxValue);
-        queryCompute.Train(true);
-        keyCompute?.Train(true);
-        for (int step = startStep + 1; step <= lastStep; step++)
-        {
-            using var scope = NewDisposeScope();
-            // Dropout masks depend only on (seed, step, rank), so a resumed run draws the same ones; rank 0 draws a single process's.
-            manual_seed(trainArgs.Seed * 1_000_003L + step + processGroup.Rank * 1_000_000_007L);
-            double stepLoss = 0;
-            for (int micro = 0; micro < trainArgs.GradientAccumulationSteps; micro++)
-            {
-                using var microScope = NewDisposeScope();
-                var batch = sampler.Next();
-                Tensor loss;
-                // Our handles on the forward's intermediates go before backward: the graph keeps what backward needs and
-                // frees it layer by layer as backward passes, as PyTorch does when Python drops its locals.
-                using (NewDisposeScope())
-                    loss = (BatchLoss(data, batch, queryEncoder, keySide, queryCompute.Compute, (keyCompute ?? queryCompute).Compute, spec)
-                        / trainArgs.GradientAccumulationSteps).MoveToOuterDisposeScope();
-                loss.backward();
-                stepLoss += loss.item<float>();
-            }
-            queryCompute.MoveGradientsToMaster();
-            keyCompute?.MoveGradientsToMaster();
-            processGroup.AllReduceMeanGradients(parameters.Select(p => p.parameter));
-            if (processGroup.WorldSize > 1) stepLoss = processGroup.AllReduceMean(stepLoss);
-            double gradNorm = nn.utils.clip_grad_norm_(parameters.Select(p => p.parameter), trainArgs.MaxGradNorm);
-            double learningRate = schedule.LearningRateAt(step - 1);
-            foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
-            optimizer.step();
-            optimizer.zero_grad();
-            queryCompute.SyncFromMaster();
-            keyCompute?.SyncFromMaster();
-
-            lossHistory.Add(new LossPoint(step, stepLoss, learningRate));
-            lossSinceLog += stepLoss;
-            stepsSinceLog++;
-            bool logNow = step % Math.Max(1, trainArgs.LoggingSteps) == 0 || step == lastStep;
-            double elapsed = clock.Elapsed.TotalSeconds;
-            double stepsPerSecond = (step - startStep) / Math.Max(elapsed, 1e-9);
-            var log = new TrainingStepLog(step, totalSteps, (double)step / stepsPerEpoch, logNow ? lossSinceLog / stepsSinceLog : stepLoss,
-                learningRate, gradNorm, stepsPerSecond * samplesPerStep, clock.Elapsed,
-                TimeSpan.FromSeconds((lastStep - step) / Math.Max(stepsPerSecond, 1e-9)));
-            observer.Step(log, logNow);
-            if (logNow)
-            {
-                tensorboard?.add_scalar("train/loss", (float)log.Loss, step);
-                tensorboard?.add_scalar("train/learning_rate", (float)learningRate, step);
-                tensorboard?.add_scalar("train/grad_norm", (float)gradNorm, step);
-                lossSinceLog = 0;
-                stepsSinceLog = 0;
-            }
-            if (trainArgs.SaveSteps > 0 && step % trainArgs.SaveSteps == 0 && step < lastStep)
-            {
-                if (WritesOutput) SaveCheckpoint(step, totalSteps, queryEncoder, keyEncoder, spec, optimizer, sampler, lossHistory);
-                // No rank runs ahead of a checkpoint that is still being written.
-                processGroup.Barrier();
-            }
-            if (trainArgs.EvalSteps > 0 && step % trainArgs.EvalSteps == 0 && step < lastStep)
-            {
-                Evaluate(evaluator, queryEncoder, keySide, step, $"step {step}", tensorboard);
-                queryCompute.Train(true);
-                keyCompute?.Train(true);
-            }
-        }
-        queryCompute.Train(false);
-        keyCompute?.Train(false);
-
-        if (WritesOutput)
-        {
-            SaveFinal(queryEncoder, keyEncoder, spec);
-            new TrainerState(lastStep, totalSteps, sampler.State, lossHistory, get_num_threads()).Save(Path.Combine(trainArgs.OutputDir, CheckpointFolders.TrainerStateFile));
-            LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), lossHistory);
-        }
-        var metricsAfter = Evaluate(evaluator, queryEncoder, keySide, lastStep, "after training", tensorboard);
-        return new TrainingResult(trainArgs.OutputDir, lastStep, lossHistory, metricsBefore, metricsAfter);
     }
 
     private void ValidateArguments()
@@ -218,7 +221,7 @@ public sealed class Trainer
         if (trainArgs.Device != "cpu") throw new EmbedderException($"--device '{trainArgs.Device}': only cpu is available in this build (TorchSharp-cpu)");
         if (modelArgs.TruncationSide is not ("right" or "left")) throw new EmbedderException($"--truncation_side '{modelArgs.TruncationSide}': expected right or left");
         MixedPrecisionModel.ParseDtype(modelArgs.Dtype);
-        // Pooling, metric and instructions are checked where they are parsed, before any data is read.
+        // Pooling, metric and the instruction version are checked where they are parsed, before any data is read.
         modelArgs.ToEncoderSpec(tasks: []);
     }
 
@@ -230,9 +233,9 @@ public sealed class Trainer
             trainArgs.MaxSampleNum, trainArgs.TeacherScoresMargin, trainArgs.TeacherScoresMin,
             trainArgs.ContrastiveWeight, trainArgs.DistillWeight, trainArgs.TeacherTemperature, trainArgs.StudentTemperature,
             trainArgs.StableDistill),
-        trainArgs.Seed, trainArgs.SkipBadRows, TextEncoding.Parse(modelArgs.Encoding)));
+        trainArgs.Seed, trainArgs.SkipBadRows));
 
-    private SentenceEncoder LoadEncoder(string dir, EncoderSpec spec)
+    private static SentenceEncoder LoadEncoder(string dir, EncoderSpec spec)
     {
         // Loaded as this run trains it, whatever the start folder's own spec says; its dense pooler, if any, is checked below.
         var encoder = SentenceEncoder.Load(dir, spec with { Dense = false });
@@ -253,19 +256,59 @@ public sealed class Trainer
         return encoder;
     }
 
+    /// <summary>The encoders of --query_encoder and --key_encoder (or of the checkpoint resumed from) and their dense pooler.</summary>
+    private DenseRetriever LoadRetriever(EncoderSpec spec, string? resumeFrom)
+    {
+        var queryDir = resumeFrom is null ? resolveModel(modelArgs.QueryEncoder) : CheckpointEncoderDir(resumeFrom, "query");
+        var queryEncoder = LoadEncoder(queryDir, spec);
+        SentenceEncoder? keyEncoder = null;
+        try
+        {
+            keyEncoder = modelArgs.TieEncoders ? null
+                : LoadEncoder(resumeFrom is null ? resolveModel(modelArgs.KeyEncoder) : CheckpointEncoderDir(resumeFrom, "key"), spec);
+            if (spec.Dense) StartDensePooler(queryEncoder, queryDir, fromCheckpoint: resumeFrom is not null);
+            return new DenseRetriever(queryEncoder, keyEncoder, new RetrieverOptions
+            {
+                TruncationSide = modelArgs.TruncationSide == "left" ? TruncationSide.Left : TruncationSide.Right,
+                NegativeCrossDevice = trainArgs.NegativeCrossDevice,
+                ComputeDtype = MixedPrecisionModel.ParseDtype(modelArgs.Dtype),
+                GradientCheckpointing = trainArgs.GradientCheckpointing,
+            }, processGroup);
+        }
+        catch
+        {
+            keyEncoder?.Dispose();
+            queryEncoder.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Restores the optimizer, the sampler's position and the loss history of a checkpoint; returns its step.</summary>
+    private int Resume(string checkpoint, TrainingStep trainingStep, BatchSampler sampler, List<LossPoint> lossHistory)
+    {
+        var state = TrainerState.Load(Path.Combine(checkpoint, CheckpointFolders.TrainerStateFile));
+        trainingStep.LoadOptimizerState(Path.Combine(checkpoint, "optimizer.bin"));
+        sampler.Restore(state.Sampler);
+        lossHistory.AddRange(state.LossHistory);
+        observer.Message($"resumed from {checkpoint} at step {state.GlobalStep}");
+        if (state.TorchThreads is { } threads && threads != get_num_threads())
+            observer.Message($"note: the checkpoint was written by a run with {threads} torch threads, this run has {get_num_threads()}; " +
+                             "its losses will match an uninterrupted run to float32 rounding (about 1e-5), not bit for bit");
+        return state.GlobalStep;
+    }
+
     /// <summary>
     /// The dense pooler trained with --pooling_method dense: the query encoder's (its folder's dense_pooler.bin or
     /// 2_Dense), else a fresh one seeded from --seed, like the reference's randomly initialised torch.nn.Linear.
     /// </summary>
-    private DenseLayer StartDensePooler(SentenceEncoder queryEncoder, string queryDir, bool fromCheckpoint)
+    private void StartDensePooler(SentenceEncoder queryEncoder, string queryDir, bool fromCheckpoint)
     {
-        if (queryEncoder.Dense is { } loaded) return loaded;
+        if (queryEncoder.Dense is not null) return;
         if (fromCheckpoint) throw new EmbedderException($"{queryDir}: has no {SentenceEncoder.DensePoolerFile} although --pooling_method has dense");
         observer.Message($"{queryDir}: no {SentenceEncoder.DensePoolerFile}; the dense pooler starts from random weights (seed {trainArgs.Seed})");
         using var generator = new Generator((ulong)trainArgs.Seed);
         var pooler = DenseLayer.CreateDensePooler(queryEncoder.Model.Config.HiddenSize, generator);
         queryEncoder.SetDense(pooler, owned: true);
-        return pooler;
     }
 
     private static string CheckpointEncoderDir(string checkpoint, string side)
@@ -274,87 +317,78 @@ public sealed class Trainer
         return Directory.Exists(untied) ? untied : Path.Combine(checkpoint, "encoder");
     }
 
-    /// <summary>The loss of one (micro-)batch: queries against the flattened [q0_pos, q0_negs…, q1_pos, …] keys.</summary>
-    private Tensor BatchLoss(TrainingData data, SamplerBatch batch, SentenceEncoder queryEncoder, SentenceEncoder keyEncoder,
-        BertModel queryModel, BertModel keyModel, EncoderSpec spec)
+    /// <summary>This rank's share of the sampler's next (micro-)batch, tokenized, with the loss of the dataset it came from.</summary>
+    private static RetrievalBatch NextBatch(StartedRun run)
     {
-        var groups = batch.RankIndices.Select(i => data.Groups[i]).ToList();
-        var dataset = data.Datasets[groups[0].DatasetIndex];
-        var config = dataset.Config;
-        var queryTokens = Truncating(queryEncoder.Tokenizer).EncodeBatch(groups.Select(g => g.Query).ToList(), modelArgs.QueryMaxLength);
-        var keyTokens = Truncating(keyEncoder.Tokenizer).EncodeBatch(groups.SelectMany(g => g.Keys).ToList(), modelArgs.KeyMaxLength);
-        // The loss normalises for cos itself, in fp32.
-        var queries = SentenceEncoder.Embed(queryModel, queryTokens, spec.Pooling, normalize: false, queryEncoder.Dense).to(ScalarType.Float32);
-        var keys = SentenceEncoder.Embed(keyModel, keyTokens, spec.Pooling, normalize: false, keyEncoder.Dense).to(ScalarType.Float32);
-        Tensor? teacher = groups.All(g => g.TeacherScores is not null)
-            ? tensor(groups.SelectMany(g => g.TeacherScores!).ToArray(), [groups.Count, trainArgs.TrainGroupSize])
-            : null;
-        var loss = new RetrievalLoss(new RetrievalLossOptions
-        {
-            DenseMetric = spec.Metric,
-            CosTemperature = trainArgs.CosTemperature,
-            ContrastiveWeight = config.ContrastiveWeight,
-            DistillWeight = config.DistillWeight,
-            TeacherTemperature = config.TeacherTemperature,
-            StudentTemperature = config.StudentTemperature,
-            StableDistill = config.StableDistill,
-        });
-        // negative_cross_device: every rank's loss is over the global batch, through its own shard (docs/REFERENCE.md §4).
-        var global = trainArgs.NegativeCrossDevice && processGroup.WorldSize > 1
-            ? CrossDeviceBatch.FromShards(processGroup.Rank, queries, keys, teacher,
-                processGroup.AllGather(queries), processGroup.AllGather(keys), teacher is null ? null : processGroup.AllGather(teacher))
-            : null;
-        return loss.Compute(queries, keys, teacher, global);
+        var groups = run.Sampler.Next().RankIndices.Select(i => run.Data.Groups[i]).ToList();
+        return run.Retriever.Tokenize(groups.Select(g => g.Query).ToList(), groups.SelectMany(g => g.Keys).ToList(),
+            groups.All(g => g.TeacherScores is not null) ? groups.SelectMany(g => g.TeacherScores!).ToArray() : null,
+            run.DatasetLosses[groups[0].DatasetIndex]);
     }
 
-    private BertTokenizer Truncating(BertTokenizer tokenizer) =>
-        tokenizer.WithTruncationSide(modelArgs.TruncationSide == "left" ? TruncationSide.Left : TruncationSide.Right);
-
-    private void DescribeRun(TrainingData data, BatchSampler sampler, int totalSteps, int stepsPerEpoch, ScalarType computeDtype)
+    /// <summary>A dataset's loss: its training config's weights and temperatures, the run's metric and cos temperature.</summary>
+    private RetrievalLossOptions LossOptions(TaskTrainingConfig config, DenseMetric metric) => new()
     {
-        foreach (var dataset in data.Datasets)
+        DenseMetric = metric,
+        CosTemperature = trainArgs.CosTemperature,
+        ContrastiveWeight = config.ContrastiveWeight,
+        DistillWeight = config.DistillWeight,
+        TeacherTemperature = config.TeacherTemperature,
+        StudentTemperature = config.StudentTemperature,
+        StableDistill = config.StableDistill,
+    };
+
+    private void DescribeRun(StartedRun run)
+    {
+        foreach (var dataset in run.Data.Datasets)
             observer.Message($"dataset {dataset.Name} ({dataset.SourceFile}): task {dataset.Task}, {dataset.Count} groups" +
                 (dataset.SkippedRows > 0 ? $", {dataset.SkippedRows} bad rows skipped" : "") +
                 (dataset.DroppedRows > 0 ? $", {dataset.DroppedRows} rows dropped" : ""));
-        observer.Message($"{totalSteps} steps ({stepsPerEpoch}/epoch), global batch {sampler.GlobalBatchSize}{(processGroup.WorldSize > 1 ? $" ({processGroup.WorldSize} processes x {trainArgs.PerDeviceTrainBatchSize})" : "")} x group {trainArgs.TrainGroupSize}, " +
-            $"batching {sampler.Mode}, compute {computeDtype}{(trainArgs.GradientCheckpointing ? " with gradient checkpointing" : "")}, " +
+        observer.Message($"{run.TotalSteps} steps ({run.StepsPerEpoch}/epoch), global batch {run.Sampler.GlobalBatchSize}{(processGroup.WorldSize > 1 ? $" ({processGroup.WorldSize} processes x {trainArgs.PerDeviceTrainBatchSize})" : "")} x group {trainArgs.TrainGroupSize}, " +
+            $"batching {run.Sampler.Mode}, compute {MixedPrecisionModel.ParseDtype(modelArgs.Dtype)}{(trainArgs.GradientCheckpointing ? " with gradient checkpointing" : "")}, " +
             $"lr {trainArgs.LearningRate}, {get_num_threads()} threads");
     }
 
-    private IReadOnlyDictionary<string, double>? Evaluate(IEncoderEvaluator? evaluator, SentenceEncoder queryEncoder, SentenceEncoder keyEncoder,
-        int step, string label, SummaryWriter? tensorboard)
+    /// <summary>Tells the observer (every step) and TensorBoard (at logging steps) how the step went.</summary>
+    private void Report(StartedRun run, int step, TrainingStepResult result, double loss, bool logNow, Stopwatch clock)
+    {
+        double elapsed = clock.Elapsed.TotalSeconds;
+        double stepsPerSecond = (step - run.StartStep) / Math.Max(elapsed, 1e-9);
+        int samplesPerStep = run.Sampler.GlobalBatchSize * trainArgs.GradientAccumulationSteps;
+        observer.Step(new TrainingStepLog(step, run.TotalSteps, (double)step / run.StepsPerEpoch, loss, result.LearningRate, result.GradNorm,
+            stepsPerSecond * samplesPerStep, clock.Elapsed, TimeSpan.FromSeconds((run.LastStep - step) / Math.Max(stepsPerSecond, 1e-9))), logNow);
+        if (!logNow) return;
+        run.Tensorboard?.add_scalar("train/loss", (float)loss, step);
+        run.Tensorboard?.add_scalar("train/learning_rate", (float)result.LearningRate, step);
+        run.Tensorboard?.add_scalar("train/grad_norm", (float)result.GradNorm, step);
+    }
+
+    private IReadOnlyDictionary<string, double>? Evaluate(IEncoderEvaluator? evaluator, DenseRetriever retriever, int step, string label,
+        SummaryWriter? tensorboard)
     {
         if (evaluator is null) return null;
-        var metrics = evaluator.Evaluate(queryEncoder, keyEncoder);
+        var metrics = evaluator.Evaluate(retriever.QueryEncoder, retriever.KeySide);
         observer.Evaluated(step, label, metrics);
         foreach (var (name, value) in metrics) tensorboard?.add_scalar("eval/" + name, (float)value, step);
         return metrics;
     }
 
-    private void SaveCheckpoint(int step, int totalSteps, SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder, EncoderSpec spec,
-        AdamW optimizer, BatchSampler sampler, List<LossPoint> lossHistory)
+    private void SaveCheckpoint(StartedRun run, int step)
     {
-        var path = CheckpointFolders.Publish(trainArgs.OutputDir, Path.GetFileName(CheckpointFolders.PathFor(trainArgs.OutputDir, step)), dir =>
+        var path = CheckpointFolders.Publish(trainArgs.OutputDir, step, dir =>
         {
-            WriteModelFiles(dir, queryEncoder, keyEncoder, spec);
-            optimizer.save_state_dict(Path.Combine(dir, "optimizer.bin"));
+            WriteModelFiles(dir, run.Retriever.QueryEncoder, run.Retriever.KeyEncoder, run.Spec);
+            run.Step.SaveOptimizerState(Path.Combine(dir, "optimizer.bin"));
             // Written last: a folder with trainer_state.json is complete.
-            new TrainerState(step, totalSteps, sampler.State, lossHistory, get_num_threads()).Save(Path.Combine(dir, CheckpointFolders.TrainerStateFile));
+            run.State(step).Save(Path.Combine(dir, CheckpointFolders.TrainerStateFile));
         });
         observer.Message($"saved {path}");
     }
 
     /// <summary>The final model in output_dir itself: args.json and encoder/ (or query_encoder/ + key_encoder/).</summary>
-    private void SaveFinal(SentenceEncoder queryEncoder, SentenceEncoder? keyEncoder, EncoderSpec spec)
+    private void SaveFinal(DenseRetriever retriever, EncoderSpec spec)
     {
-        var staging = CheckpointFolders.Publish(trainArgs.OutputDir, ".final-staging", dir => WriteModelFiles(dir, queryEncoder, keyEncoder, spec));
-        foreach (var entry in Directory.EnumerateFileSystemEntries(staging))
-        {
-            var destination = Path.Combine(trainArgs.OutputDir, Path.GetFileName(entry));
-            if (Directory.Exists(entry)) CheckpointFolders.ReplaceDirectory(entry, destination);
-            else File.Move(entry, destination, overwrite: true);
-        }
-        Directory.Delete(staging);
+        CheckpointFolders.PublishFinal(trainArgs.OutputDir, dir => WriteModelFiles(dir, retriever.QueryEncoder, retriever.KeyEncoder, spec));
         observer.Message($"saved the final model in {trainArgs.OutputDir}");
     }
 
@@ -370,5 +404,22 @@ public sealed class Trainer
             queryEncoder.Save(Path.Combine(dir, ModelFolder.QueryEncoderFolder), spec);
             keyEncoder.Save(Path.Combine(dir, ModelFolder.KeyEncoderFolder), spec);
         }
+    }
+
+    /// <summary>
+    /// output_dir/metrics.json: the evaluation before training (absent after a resume), after it, and every evaluation
+    /// of this run by step, at full precision (the console shows four decimals).
+    /// </summary>
+    private void SaveMetrics(IReadOnlyDictionary<string, double>? before, IReadOnlyDictionary<string, double>? after,
+        IEnumerable<(int Step, IReadOnlyDictionary<string, double> Metrics)> evaluations)
+    {
+        static JsonObject Values(IReadOnlyDictionary<string, double> metrics) => new(metrics.Select(m => KeyValuePair.Create(m.Key, (JsonNode?)m.Value)));
+        var json = new JsonObject
+        {
+            ["before"] = before is null ? null : Values(before),
+            ["after"] = after is null ? null : Values(after),
+            ["evaluations"] = new JsonArray(evaluations.Select(e => (JsonNode)new JsonObject { ["step"] = e.Step, ["metrics"] = Values(e.Metrics) }).ToArray()),
+        };
+        FileUtil.WriteAllTextAtomic(Path.Combine(trainArgs.OutputDir, "metrics.json"), json.ToJsonString(JsonFormatting.TwoSpaces) + "\n");
     }
 }

@@ -75,10 +75,8 @@ public static class SentenceTransformersExport
 
         var output = Path.GetFullPath(options.OutputDir);
         CheckReplaceable(output);
-        var staging = $"{output.TrimEnd(Path.DirectorySeparatorChar)}.tmp-{Environment.ProcessId}";
-        if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        Directory.CreateDirectory(staging);
-        try
+        ExportResult? result = null;
+        AtomicFolder.Publish(output, staging =>
         {
             CopyEncoder(encoderDir, staging);
             spec.Save(staging);
@@ -96,13 +94,9 @@ public static class SentenceTransformersExport
                 .Where(p => File.Exists(p) || !Directory.EnumerateFileSystemEntries(p).Any())
                 .Select(p => Path.GetRelativePath(staging, p).Replace(Path.DirectorySeparatorChar, '/'))
                 .Order(StringComparer.Ordinal).ToArray();
-            Publish(staging, output);
-            return new ExportResult(output, encoderDir, spec, model.SpecSource, overridden, exportedDense?.OutFeatures, prompts, files);
-        }
-        finally
-        {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-        }
+            result = new ExportResult(output, encoderDir, spec, model.SpecSource, overridden, exportedDense?.OutFeatures, prompts, files);
+        });
+        return result!;
     }
 
     private static void CheckReplaceable(string output)
@@ -110,20 +104,6 @@ public static class SentenceTransformersExport
         if (File.Exists(output)) throw new EmbedderException($"{output}: is a file; expected a folder to export into");
         if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any() && !File.Exists(Path.Combine(output, "modules.json")))
             throw new EmbedderException($"{output}: exists and is not an earlier export (no modules.json); choose an empty or new folder");
-    }
-
-    private static void Publish(string staging, string output)
-    {
-        if (!Directory.Exists(output))
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(output)!);
-            Directory.Move(staging, output);
-            return;
-        }
-        var old = $"{output}.old-{Environment.ProcessId}";
-        Directory.Move(output, old);
-        Directory.Move(staging, output);
-        Directory.Delete(old, recursive: true);
     }
 
     /// <summary>config.json, the weights as safetensors (copied when they already are), and the tokenizer files.</summary>

@@ -3,54 +3,35 @@ using System.Text.RegularExpressions;
 namespace LlmEmbedder.Training.Checkpointing;
 
 /// <summary>
-/// output_dir/checkpoint-&lt;step&gt;/ folders that appear atomically: written under a hidden temporary name, then
-/// renamed. A run killed mid-save leaves only a temporary folder, which <see cref="FindLatest"/> never picks
-/// and the next save removes.
+/// output_dir/checkpoint-&lt;step&gt;/ folders and the final model, published through <see cref="AtomicFolder"/>. A run
+/// killed mid-save leaves only a temporary folder, which <see cref="FindLatest"/> never picks and the next save removes.
 /// </summary>
 public static partial class CheckpointFolders
 {
     public const string TrainerStateFile = "trainer_state.json";
-    private const string TempPrefix = ".incomplete-";
 
     [GeneratedRegex(@"^checkpoint-(\d+)$")]
     private static partial Regex CheckpointName();
 
     public static string PathFor(string outputDir, int step) => Path.Combine(outputDir, $"checkpoint-{step}");
 
-    /// <summary>Writes a checkpoint folder through <paramref name="writeContents"/> (given the temporary folder) and publishes it.</summary>
-    public static string Publish(string outputDir, string finalName, Action<string> writeContents)
+    /// <summary>
+    /// Writes checkpoint-<paramref name="step"/> through <paramref name="writeContents"/> (given the temporary folder) and
+    /// publishes it; what earlier killed saves left behind goes first.
+    /// </summary>
+    public static string Publish(string outputDir, int step, Action<string> writeContents)
     {
-        Directory.CreateDirectory(outputDir);
-        RemoveIncomplete(outputDir);
-        var temp = Path.Combine(outputDir, $"{TempPrefix}{finalName}-{Environment.ProcessId}");
-        Directory.CreateDirectory(temp);
-        try
-        {
-            writeContents(temp);
-            var final = Path.Combine(outputDir, finalName);
-            ReplaceDirectory(temp, final);
-            return final;
-        }
-        finally
-        {
-            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
-        }
+        AtomicFolder.RemoveIncomplete(outputDir);
+        var path = PathFor(outputDir, step);
+        AtomicFolder.Publish(path, writeContents);
+        return path;
     }
 
-    /// <summary>Moves <paramref name="source"/> to <paramref name="destination"/>, replacing what was there.</summary>
-    public static void ReplaceDirectory(string source, string destination)
+    /// <summary>Writes the final model's entries (args.json, encoder folders) into output_dir itself, each replacing its namesake.</summary>
+    public static void PublishFinal(string outputDir, Action<string> writeContents)
     {
-        if (Directory.Exists(destination))
-        {
-            var old = destination + ".old-" + Environment.ProcessId;
-            Directory.Move(destination, old);
-            Directory.Move(source, destination);
-            Directory.Delete(old, recursive: true);
-        }
-        else
-        {
-            Directory.Move(source, destination);
-        }
+        AtomicFolder.RemoveIncomplete(outputDir);
+        AtomicFolder.PublishEntries(outputDir, writeContents);
     }
 
     /// <summary>The completed checkpoint with the highest step, or null.</summary>
@@ -73,11 +54,5 @@ public static partial class CheckpointFolders
         if (!File.Exists(Path.Combine(argument, TrainerStateFile)))
             throw new EmbedderException($"{argument}: not a completed checkpoint (no {TrainerStateFile})");
         return argument;
-    }
-
-    private static void RemoveIncomplete(string outputDir)
-    {
-        foreach (var dir in Directory.EnumerateDirectories(outputDir, TempPrefix + "*"))
-            Directory.Delete(dir, recursive: true);
     }
 }
