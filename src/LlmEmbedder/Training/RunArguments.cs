@@ -100,8 +100,9 @@ public static class ModelArgumentsSpec
     /// </summary>
     public static EncoderSpec ToEncoderSpec(this ModelArguments args, IEnumerable<string>? tasks)
     {
-        if (args.PoolingMethod.Length == 0 || args.PoolingMethod.FirstOrDefault(p => p is not ("cls" or "mean" or "dense")) is { } unknown)
-            throw new EmbedderException($"--pooling_method '{string.Join(" ", args.PoolingMethod)}': expected cls or mean, optionally with dense (e.g. --pooling_method cls dense)");
+        var unknown = args.PoolingMethod.Length == 0 ? "" : args.PoolingMethod.FirstOrDefault(p => p is not ("cls" or "mean" or "dense"));
+        if (unknown is not null)
+            throw new EmbedderException($"--pooling_method '{unknown}': expected cls or mean, optionally with dense (e.g. --pooling_method cls dense)");
         EncoderInstructions instructions = EncoderInstructions.None;
         if (args.AddInstruction)
         {

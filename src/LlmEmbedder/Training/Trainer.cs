@@ -233,7 +233,7 @@ public sealed class Trainer
             trainArgs.MaxSampleNum, trainArgs.TeacherScoresMargin, trainArgs.TeacherScoresMin,
             trainArgs.ContrastiveWeight, trainArgs.DistillWeight, trainArgs.TeacherTemperature, trainArgs.StudentTemperature,
             trainArgs.StableDistill),
-        trainArgs.Seed, trainArgs.SkipBadRows));
+        trainArgs.Seed, trainArgs.SkipBadRows, TextEncoding.Parse(modelArgs.Encoding)));
 
     private static SentenceEncoder LoadEncoder(string dir, EncoderSpec spec)
     {
