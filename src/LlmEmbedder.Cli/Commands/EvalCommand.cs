@@ -62,6 +62,15 @@ internal static class EvalCommand
         encoding.AddTo(command);
         command.SetAction(parsed =>
         {
+            // Where the results go is checked first: a wrong path should not cost an encoded corpus.
+            var output = parsed.GetValue(outputDir);
+            var chartPath = parsed.GetValue(chart) ?? Path.Combine(output ?? ".", "comparison.png");
+            if (output is not null) OutputPath.CheckFolder(output, "--output_dir");
+            if (parsed.GetValue(compare) is not null)
+            {
+                if (output is not null) OutputPath.CheckFolder(Path.Combine(output, "compare"), "--output_dir");
+                OutputPath.CheckFile(chartPath, "--chart");
+            }
             var textEncoding = encoding.Get(parsed);
             var evalPath = EncoderEvaluator.ResolveDataPath(parsed.GetRequiredValue(evalData), parsed.GetRequiredValue(dataRoot));
             var corpusPath = parsed.GetValue(corpus) is { } c ? EncoderEvaluator.ResolveDataPath(c, parsed.GetRequiredValue(dataRoot)) : null;
@@ -86,7 +95,6 @@ internal static class EvalCommand
             Console.Error.WriteLine($"{dataset.Queries.Count} queries, {dataset.CorpusTexts.Count} corpus rows" +
                 $", {Describe(firstSettings.Instruction!)}" + (cache is null ? ", cache off" : $", embedding cache {cache.Directory}"));
 
-            var output = parsed.GetValue(outputDir);
             var first = Evaluate(parsed.GetRequiredValue(model), firstRequest, dataset, firstSettings, cache);
             if (output is not null) WriteOutputs(output, dataset, first.Evaluation);
 
@@ -102,7 +110,6 @@ internal static class EvalCommand
             if (output is not null) WriteOutputs(Path.Combine(output, "compare"), dataset, other.Evaluation);
             var labels = UniqueLabels(parsed.GetRequiredValue(model), second);
             PrintTable([(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
-            var chartPath = parsed.GetValue(chart) ?? Path.Combine(output ?? ".", "comparison.png");
             Charts.SaveMetricComparison(chartPath, [(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
             Console.Error.WriteLine($"wrote {chartPath}");
             return 0;

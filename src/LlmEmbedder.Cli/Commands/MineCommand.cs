@@ -41,6 +41,8 @@ internal static class MineCommand
         encoding.AddTo(command);
         command.SetAction(parsed =>
         {
+            var outputPath = parsed.GetRequiredValue(outputFile);
+            OutputPath.CheckFile(outputPath, "--output_file");
             var textEncoding = encoding.Get(parsed);
             var (start, end) = MiningOptions.ParseRange(parsed.GetRequiredValue(range));
             var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(model), textEncoding);
@@ -63,7 +65,6 @@ internal static class MineCommand
             var clock = Stopwatch.StartNew();
             var progress = new ThrottledProgress<EncodingProgress>(step => step.Done >= step.Total,
                 (step, _) => Console.Error.WriteLine($"encoding {step.What} {step.Done}/{step.Total}"));
-            var outputPath = parsed.GetRequiredValue(outputFile);
             var result = HardNegativeMiner.Run(encoder, parsed.GetRequiredValue(inputFile), parsed.GetValue(candidatePool), outputPath, options, progress);
             Console.Error.WriteLine($"wrote {outputPath}: {result.Rows} rows, {options.NegativeNumber} negatives each from positions {start}-{end} of a pool of {result.PoolSize}" +
                 $" (pool embeddings {(result.PoolFromCache ? "from cache" : "encoded")}); {result.RowsToppedUp} rows topped up with random pool texts" +
