@@ -57,6 +57,8 @@ public sealed class Trainer
     public TrainingResult Run(IEncoderEvaluator? evaluator = null)
     {
         ValidateArguments();
+        // Rank 0 alone writes output_dir: it holds it for the whole run, from before any input is read (OutputDirClaim).
+        using var outputClaim = processGroup.OnRankZero(() => OutputDirClaim.For(modelArgs, trainArgs));
         // Everything that can fail on bad input happens before the first byte is written to output_dir.
         var data = LoadData();
         // How the trained model turns text into vectors, saved with every encoder folder and used by its evaluation.
@@ -110,7 +112,8 @@ public sealed class Trainer
 
         // output_dir is made before the ranks agree that startup succeeded, so a folder that cannot be made is a startup
         // error like any other (one message, no MPI_Abort); if another rank failed, what this run created goes again.
-        bool createdOutputDir = WritesOutput && !Directory.Exists(trainArgs.OutputDir);
+        outputClaim?.ClearEarlierRun(observer.Message);
+        bool createdOutputDir = outputClaim?.CreatedFolder == true;
         if (WritesOutput) Directory.CreateDirectory(trainArgs.OutputDir);
         var tensorboard = trainArgs.ReportTo == "tensorboard" && WritesOutput
             ? utils.tensorboard.SummaryWriter(Path.Combine(trainArgs.OutputDir, "runs")) : null;
