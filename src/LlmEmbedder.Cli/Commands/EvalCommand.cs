@@ -3,7 +3,6 @@ using System.Text.Json;
 using LlmEmbedder.Data;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
-using Spectre.Console;
 
 namespace LlmEmbedder.Cli.Commands;
 
@@ -100,7 +99,7 @@ internal static class EvalCommand
 
             if (secondRequest is null)
             {
-                PrintTable([("value", first.Evaluation.Metrics.Values)]);
+                MetricTable.Print("value", first.Evaluation.Metrics.Values);
                 return 0;
             }
             var second = parsed.GetRequiredValue(compare)!;
@@ -109,7 +108,8 @@ internal static class EvalCommand
             var other = Evaluate(second, secondRequest, dataset, secondSettings, cache);
             if (output is not null) WriteOutputs(Path.Combine(output, "compare"), dataset, other.Evaluation);
             var labels = UniqueLabels(parsed.GetRequiredValue(model), second);
-            PrintTable([(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
+            MetricTable.PrintComparison($"model: {labels.First}", first.Evaluation.Metrics.Values, $"baseline: {labels.Second}", other.Evaluation.Metrics.Values,
+                baselineFirst: false, "model − baseline");
             Charts.SaveMetricComparison(chartPath, [(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
             Console.Error.WriteLine($"wrote {chartPath}");
             return 0;
@@ -155,21 +155,5 @@ internal static class EvalCommand
             if (Tail(a) != Tail(b)) return (Tail(a), Tail(b));
         }
         return (first + " (1)", second + " (2)");
-    }
-
-    private static void PrintTable(IReadOnlyList<(string Label, IReadOnlyDictionary<string, double> Metrics)> columns)
-    {
-        var table = new Table().AddColumn("metric");
-        foreach (var (label, _) in columns) table.AddColumn(new TableColumn(Markup.Escape(label)).RightAligned());
-        if (columns.Count == 2) table.AddColumn(new TableColumn("change").RightAligned());
-        foreach (var name in columns[0].Metrics.Keys)
-        {
-            var cells = new List<string> { name };
-            cells.AddRange(columns.Select(c => c.Metrics.TryGetValue(name, out var v) ? $"{v:F4}" : "-"));
-            if (columns.Count == 2)
-                cells.Add(columns[1].Metrics.TryGetValue(name, out var after) ? $"{after - columns[0].Metrics[name]:+0.0000;-0.0000;0.0000}" : "-");
-            table.AddRow(cells.ToArray());
-        }
-        AnsiConsole.Write(table);
     }
 }

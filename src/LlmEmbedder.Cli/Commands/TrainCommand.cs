@@ -30,7 +30,7 @@ internal static class TrainCommand
             var result = trainer.Run(evaluator);
             if (quiet) return 0;
             if (result.MetricsBefore is { } before && result.MetricsAfter is { } after)
-                ConsoleTrainingObserver.PrintComparison(before, after);
+                MetricTable.PrintComparison("after", after, "before", before, baselineFirst: true, "change (after − before)");
             AnsiConsole.MarkupLine($"done: {result.Steps} steps; model in [blue]{Markup.Escape(Path.Combine(result.OutputDir, modelArgs.TieEncoders ? "encoder" : "query_encoder"))}[/], " +
                 $"loss curve in [blue]{Markup.Escape(Path.Combine(result.OutputDir, "loss.png"))}[/]");
             return 0;
@@ -65,15 +65,4 @@ internal sealed class ConsoleTrainingObserver : ITrainingObserver
     public void Evaluated(int step, string label, IReadOnlyDictionary<string, double> metrics) =>
         AnsiConsole.MarkupLine($"[green]eval {Markup.Escape(label)}[/] (step {step}): " +
             string.Join("  ", metrics.Select(m => $"{m.Key} {m.Value:F4}")));
-
-    public static void PrintComparison(IReadOnlyDictionary<string, double> before, IReadOnlyDictionary<string, double> after)
-    {
-        var table = new Table().AddColumn("metric").AddColumn("before").AddColumn("after").AddColumn("change");
-        foreach (var (name, value) in before)
-        {
-            double updated = after.TryGetValue(name, out var v) ? v : double.NaN;
-            table.AddRow(name, $"{value:F4}", $"{updated:F4}", $"{updated - value:+0.0000;-0.0000}");
-        }
-        AnsiConsole.Write(table);
-    }
 }
