@@ -27,7 +27,8 @@ internal static class CommandRunner
         }
         catch (Exception e) when (Unwrap(e) is IOException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"llm-embedder: error: {Unwrap(e).Message}");
+            // In our words where the path is known ("cannot write out/x: no space left on device"); .NET's own otherwise.
+            Console.Error.WriteLine($"llm-embedder: error: {FileSystemErrors.Describe(Unwrap(e)) ?? Unwrap(e).Message}");
             return UserError;
         }
         catch (Exception e)

@@ -5,23 +5,21 @@ namespace LlmEmbedder.Cli.Commands;
 
 /// <summary>
 /// `llm-embedder train` with no flags: a small BERT (2 layers, hidden 128, the real Chinese vocabulary, seeded
-/// random weights) fine-tuned on the Chinese sample data in samples/, evaluated before and after.
+/// random weights) fine-tuned on the Chinese sample data in samples/, evaluated before and after. Run again, it
+/// replaces its earlier run (--overwrite_output_dir) and keeps its start model, output_dir/initial-model.
 /// </summary>
 internal static class EmbeddedDefault
 {
     public const string OutputDir = "outputs/llm-embedder-default";
+    private static readonly string InitialModel = Path.Combine(OutputDir, "initial-model");
 
     public static (ModelArguments Model, TrainingArguments Training) Arguments()
     {
         var samples = FindSamples();
-        var initialModel = Path.Combine(OutputDir, "initial-model");
-        if (!File.Exists(Path.Combine(initialModel, "model.safetensors")))
-            RandomModelFolder.Create(Path.Combine(samples, "model", "config.json"), Path.Combine(samples, "model"), initialModel, seed: 42);
-
         var model = new ModelArguments
         {
-            QueryEncoder = initialModel,
-            KeyEncoder = initialModel,
+            QueryEncoder = InitialModel,
+            KeyEncoder = InitialModel,
             Version = "zh_llm_embedder",
             InstructionFile = Path.Combine(samples, "instructions.json"),
             DataRoot = samples,
@@ -38,6 +36,8 @@ internal static class EmbeddedDefault
         var training = new TrainingArguments
         {
             OutputDir = OutputDir,
+            // Users rerun the README's first command; the start model inside output_dir is an input and stays.
+            OverwriteOutputDir = true,
             InbatchSameDataset = "epoch",
             LearningRate = 5e-4,
             NumTrainEpochs = 3,
@@ -50,6 +50,21 @@ internal static class EmbeddedDefault
             UseTrainConfig = true,
         };
         return (model, training);
+    }
+
+    /// <summary>
+    /// The start model (seeded random weights), made when the trainer first resolves it: by then the trainer holds
+    /// output_dir, so a second default run at the same time fails on the lock before writing anything.
+    /// </summary>
+    public static string PrepareInitialModel(string model)
+    {
+        if (model != InitialModel) throw new InvalidOperationException($"the embedded default trains {InitialModel}, not {model}");
+        if (!File.Exists(Path.Combine(InitialModel, "model.safetensors")))
+        {
+            var samples = FindSamples();
+            RandomModelFolder.Create(Path.Combine(samples, "model", "config.json"), Path.Combine(samples, "model"), InitialModel, seed: 42);
+        }
+        return Path.GetFullPath(InitialModel);
     }
 
     /// <summary>samples/ of the repository this program was built from (the launcher builds into .build/cli/).</summary>

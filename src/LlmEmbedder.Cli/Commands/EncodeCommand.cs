@@ -30,6 +30,8 @@ internal static class EncodeCommand
         encoding.AddTo(command);
         command.SetAction(parsed =>
         {
+            var outputPath = parsed.GetRequiredValue(output);
+            OutputPath.CheckFile(outputPath, "--output");
             var textEncoding = encoding.Get(parsed);
             var texts = TextInput.Read(parsed.GetRequiredValue(input), textEncoding);
             var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(model), textEncoding);
@@ -48,7 +50,6 @@ internal static class EncodeCommand
                 Console.Error.WriteLine($"encoded {done}/{texts.Count} texts, {rate:F1}/s, ETA {eta:hh\\:mm\\:ss}");
             });
             var embeddings = encoder.Encode(texts, side, encoderOptions.BatchSize(parsed), progress);
-            var outputPath = parsed.GetRequiredValue(output);
             Npy.WriteFloat32(outputPath, embeddings, texts.Count, encoder.Dimension);
             var spec = request.Spec;
             Console.Error.WriteLine($"wrote {outputPath}: {texts.Count} x {encoder.Dimension} float32 " +

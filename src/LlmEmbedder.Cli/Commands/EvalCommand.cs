@@ -3,7 +3,6 @@ using System.Text.Json;
 using LlmEmbedder.Data;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
-using Spectre.Console;
 
 namespace LlmEmbedder.Cli.Commands;
 
@@ -62,6 +61,15 @@ internal static class EvalCommand
         encoding.AddTo(command);
         command.SetAction(parsed =>
         {
+            // Where the results go is checked first: a wrong path should not cost an encoded corpus.
+            var output = parsed.GetValue(outputDir);
+            var chartPath = parsed.GetValue(chart) ?? Path.Combine(output ?? ".", "comparison.png");
+            if (output is not null) OutputPath.CheckFolder(output, "--output_dir");
+            if (parsed.GetValue(compare) is not null)
+            {
+                if (output is not null) OutputPath.CheckFolder(Path.Combine(output, "compare"), "--output_dir");
+                OutputPath.CheckFile(chartPath, "--chart");
+            }
             var textEncoding = encoding.Get(parsed);
             var evalPath = EncoderEvaluator.ResolveDataPath(parsed.GetRequiredValue(evalData), parsed.GetRequiredValue(dataRoot));
             var corpusPath = parsed.GetValue(corpus) is { } c ? EncoderEvaluator.ResolveDataPath(c, parsed.GetRequiredValue(dataRoot)) : null;
@@ -86,13 +94,12 @@ internal static class EvalCommand
             Console.Error.WriteLine($"{dataset.Queries.Count} queries, {dataset.CorpusTexts.Count} corpus rows" +
                 $", {Describe(firstSettings.Instruction!)}" + (cache is null ? ", cache off" : $", embedding cache {cache.Directory}"));
 
-            var output = parsed.GetValue(outputDir);
             var first = Evaluate(parsed.GetRequiredValue(model), firstRequest, dataset, firstSettings, cache);
             if (output is not null) WriteOutputs(output, dataset, first.Evaluation);
 
             if (secondRequest is null)
             {
-                PrintTable([("value", first.Evaluation.Metrics.Values)]);
+                MetricTable.Print("value", first.Evaluation.Metrics.Values);
                 return 0;
             }
             var second = parsed.GetRequiredValue(compare)!;
@@ -101,8 +108,8 @@ internal static class EvalCommand
             var other = Evaluate(second, secondRequest, dataset, secondSettings, cache);
             if (output is not null) WriteOutputs(Path.Combine(output, "compare"), dataset, other.Evaluation);
             var labels = UniqueLabels(parsed.GetRequiredValue(model), second);
-            PrintTable([(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
-            var chartPath = parsed.GetValue(chart) ?? Path.Combine(output ?? ".", "comparison.png");
+            MetricTable.PrintComparison($"model: {labels.First}", first.Evaluation.Metrics.Values, $"baseline: {labels.Second}", other.Evaluation.Metrics.Values,
+                baselineFirst: false, "model − baseline");
             Charts.SaveMetricComparison(chartPath, [(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
             Console.Error.WriteLine($"wrote {chartPath}");
             return 0;
@@ -148,21 +155,5 @@ internal static class EvalCommand
             if (Tail(a) != Tail(b)) return (Tail(a), Tail(b));
         }
         return (first + " (1)", second + " (2)");
-    }
-
-    private static void PrintTable(IReadOnlyList<(string Label, IReadOnlyDictionary<string, double> Metrics)> columns)
-    {
-        var table = new Table().AddColumn("metric");
-        foreach (var (label, _) in columns) table.AddColumn(new TableColumn(Markup.Escape(label)).RightAligned());
-        if (columns.Count == 2) table.AddColumn(new TableColumn("change").RightAligned());
-        foreach (var name in columns[0].Metrics.Keys)
-        {
-            var cells = new List<string> { name };
-            cells.AddRange(columns.Select(c => c.Metrics.TryGetValue(name, out var v) ? $"{v:F4}" : "-"));
-            if (columns.Count == 2)
-                cells.Add(columns[1].Metrics.TryGetValue(name, out var after) ? $"{after - columns[0].Metrics[name]:+0.0000;-0.0000;0.0000}" : "-");
-            table.AddRow(cells.ToArray());
-        }
-        AnsiConsole.Write(table);
     }
 }

@@ -31,6 +31,7 @@ internal static class ExportCommand
         };
         command.SetAction(parsed =>
         {
+            OutputPath.CheckFolder(parsed.GetRequiredValue(outputDir), "--output_dir");
             var result = SentenceTransformersExport.Export(new ExportOptions
             {
                 EncoderDir = parsed.GetRequiredValue(encoder),

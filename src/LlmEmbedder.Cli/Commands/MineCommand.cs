@@ -41,6 +41,8 @@ internal static class MineCommand
         encoding.AddTo(command);
         command.SetAction(parsed =>
         {
+            var outputPath = parsed.GetRequiredValue(outputFile);
+            OutputPath.CheckFile(outputPath, "--output_file");
             var textEncoding = encoding.Get(parsed);
             var (start, end) = MiningOptions.ParseRange(parsed.GetRequiredValue(range));
             var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(model), textEncoding);
@@ -63,11 +65,14 @@ internal static class MineCommand
             var clock = Stopwatch.StartNew();
             var progress = new ThrottledProgress<EncodingProgress>(step => step.Done >= step.Total,
                 (step, _) => Console.Error.WriteLine($"encoding {step.What} {step.Done}/{step.Total}"));
-            var outputPath = parsed.GetRequiredValue(outputFile);
-            var result = HardNegativeMiner.Run(encoder, parsed.GetRequiredValue(inputFile), parsed.GetValue(candidatePool), outputPath, options, progress);
-            Console.Error.WriteLine($"wrote {outputPath}: {result.Rows} rows, {options.NegativeNumber} negatives each from positions {start}-{end} of a pool of {result.PoolSize}" +
-                $" (pool embeddings {(result.PoolFromCache ? "from cache" : "encoded")}); {result.RowsToppedUp} rows topped up with random pool texts" +
+            var input = parsed.GetRequiredValue(inputFile);
+            var result = HardNegativeMiner.Run(encoder, input, parsed.GetValue(candidatePool), outputPath, options, progress);
+            Console.Error.WriteLine($"wrote {outputPath}: {result.Rows} rows, {options.NegativeNumber} negatives each from positions {start}-{result.RangeEnd} of a pool of {result.PoolSize}" +
+                $" ({(result.RangeEnd < end ? $"--range_for_sampling {start}-{end} ends past the pool; " : "")}" +
+                $"pool embeddings {(result.PoolFromCache ? "from cache" : "encoded")}); {result.RowsToppedUp} rows topped up with random pool texts" +
                 (result.RowsShort > 0 ? $", {result.RowsShort} still short (the pool has too few usable texts)" : "") +
+                (result.LinesWithoutNegatives is [var first, ..] ? $", {result.LinesWithoutNegatives.Count} of them with no negative at all " +
+                    $"(\"neg\": [], first {input}:{first}; training drops such rows)" : "") +
                 (result.TeacherScoresDropped > 0 ? $"; teacher_scores removed from {result.TeacherScoresDropped} rows (they scored the old negatives)" : "") +
                 $" in {clock.Elapsed.TotalSeconds:F1} s");
             return 0;

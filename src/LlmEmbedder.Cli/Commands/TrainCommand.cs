@@ -15,22 +15,22 @@ internal static class TrainCommand
         command.SetAction(parsed => DistributedLaunch.Run(processGroup =>
         {
             bool embeddedDefault = parsed.Tokens.All(t => t.Type == System.CommandLine.Parsing.TokenType.Command);
-            var (modelArgs, trainArgs) = embeddedDefault
-                ? DistributedLaunch.RankZeroFirst(processGroup, EmbeddedDefault.Arguments)
-                : (modelBinder.Bind(parsed), trainingBinder.Bind(parsed));
+            var (modelArgs, trainArgs) = embeddedDefault ? EmbeddedDefault.Arguments() : (modelBinder.Bind(parsed), trainingBinder.Bind(parsed));
             // Under mpirun only rank 0 prints (the others' messages would repeat it).
             bool quiet = processGroup.Rank != 0;
             if (embeddedDefault && !quiet)
                 AnsiConsole.MarkupLine($"[bold]Embedded default run[/]: a small BERT with the Chinese vocabulary, fine-tuned on the sample data in samples/ " +
-                    $"(output in [blue]{Markup.Escape(trainArgs.OutputDir)}[/]). Run [grey]llm-embedder train --help[/] for the flags.");
+                    $"(output in [blue]{Markup.Escape(trainArgs.OutputDir)}[/], replacing an earlier default run there: --overwrite_output_dir). " +
+                    "Run [grey]llm-embedder train --help[/] for the flags.");
             var evaluator = LlmEmbedder.Retrieval.EncoderEvaluator.FromArguments(modelArgs);
-            // Rank 0 downloads a hub model first; the others then find it in the cache (one download, one set of messages).
-            string Resolve(string model) => DistributedLaunch.RankZeroFirst(processGroup, () => ModelArgument.Resolve(model, quiet));
+            // Rank 0 downloads a hub model (or makes the embedded default's start model) first; the others then find it.
+            string Resolve(string model) => DistributedLaunch.RankZeroFirst(processGroup,
+                () => embeddedDefault ? EmbeddedDefault.PrepareInitialModel(model) : ModelArgument.Resolve(model, quiet));
             var trainer = new Trainer(modelArgs, trainArgs, quiet ? new SilentTrainingObserver() : new ConsoleTrainingObserver(), Resolve, processGroup);
             var result = trainer.Run(evaluator);
             if (quiet) return 0;
             if (result.MetricsBefore is { } before && result.MetricsAfter is { } after)
-                ConsoleTrainingObserver.PrintComparison(before, after);
+                MetricTable.PrintComparison("after", after, "before", before, baselineFirst: true, "change (after − before)");
             AnsiConsole.MarkupLine($"done: {result.Steps} steps; model in [blue]{Markup.Escape(Path.Combine(result.OutputDir, modelArgs.TieEncoders ? "encoder" : "query_encoder"))}[/], " +
                 $"loss curve in [blue]{Markup.Escape(Path.Combine(result.OutputDir, "loss.png"))}[/]");
             return 0;
@@ -65,15 +65,4 @@ internal sealed class ConsoleTrainingObserver : ITrainingObserver
     public void Evaluated(int step, string label, IReadOnlyDictionary<string, double> metrics) =>
         AnsiConsole.MarkupLine($"[green]eval {Markup.Escape(label)}[/] (step {step}): " +
             string.Join("  ", metrics.Select(m => $"{m.Key} {m.Value:F4}")));
-
-    public static void PrintComparison(IReadOnlyDictionary<string, double> before, IReadOnlyDictionary<string, double> after)
-    {
-        var table = new Table().AddColumn("metric").AddColumn("before").AddColumn("after").AddColumn("change");
-        foreach (var (name, value) in before)
-        {
-            double updated = after.TryGetValue(name, out var v) ? v : double.NaN;
-            table.AddRow(name, $"{value:F4}", $"{updated:F4}", $"{updated - value:+0.0000;-0.0000}");
-        }
-        AnsiConsole.Write(table);
-    }
 }

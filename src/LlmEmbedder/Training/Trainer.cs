@@ -135,10 +135,14 @@ public sealed class Trainer
 
         public TrainerState State(int step) => new(step, TotalSteps, Sampler.State, LossHistory, get_num_threads());
 
+        /// <summary>Rank 0's hold on output_dir (null on the other ranks), released when the run ends.</summary>
+        public required OutputDirClaim? OutputClaim { get; init; }
+
         public void Dispose()
         {
             Step.Dispose();
             Retriever.Dispose();
+            OutputClaim?.Dispose();
         }
     }
 
@@ -149,6 +153,21 @@ public sealed class Trainer
     private StartedRun Start(IEncoderEvaluator? evaluator)
     {
         ValidateArguments();
+        // Rank 0 alone writes output_dir: it holds it for the whole run, from before any input is read (OutputDirClaim).
+        var outputClaim = processGroup.OnRankZero(() => OutputDirClaim.For(modelArgs, trainArgs));
+        try
+        {
+            return Start(evaluator, outputClaim);
+        }
+        catch
+        {
+            outputClaim?.Dispose();
+            throw;
+        }
+    }
+
+    private StartedRun Start(IEncoderEvaluator? evaluator, OutputDirClaim? outputClaim)
+    {
         var data = LoadData();
         // How the trained model turns text into vectors, saved with every encoder folder and used by its evaluation.
         var spec = modelArgs.ToEncoderSpec(data.Datasets.Select(d => d.Task).Distinct());
@@ -175,7 +194,8 @@ public sealed class Trainer
 
             // output_dir is made before the ranks agree that startup succeeded, so a folder that cannot be made is a startup
             // error like any other (one message, no MPI_Abort); if another rank failed, what this run created goes again.
-            bool createdOutputDir = WritesOutput && !Directory.Exists(trainArgs.OutputDir);
+            outputClaim?.ClearEarlierRun(observer.Message);
+            bool createdOutputDir = outputClaim?.CreatedFolder == true;
             if (WritesOutput) Directory.CreateDirectory(trainArgs.OutputDir);
             var tensorboard = trainArgs.ReportTo == "tensorboard" && WritesOutput
                 ? utils.tensorboard.SummaryWriter(Path.Combine(trainArgs.OutputDir, "runs")) : null;
@@ -199,6 +219,7 @@ public sealed class Trainer
                 StartStep = startStep,
                 LossHistory = lossHistory,
                 Spec = spec,
+                OutputClaim = outputClaim,
                 Tensorboard = tensorboard,
             };
         }

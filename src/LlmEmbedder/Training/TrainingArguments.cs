@@ -37,6 +37,7 @@ public sealed record ModelArguments
 public sealed record TrainingArguments
 {
     [Description("Where checkpoints, the final model, args.json and logs go")] public string OutputDir { get; init; } = "data/outputs/";
+    [Description("Train into an output_dir that is not empty; an earlier run's checkpoints, final model and logs there are removed first")] public bool OverwriteOutputDir { get; init; }
     [Description("Batches from one dataset: epoch | epoch-static | random | epoch-random")] public string? InbatchSameDataset { get; init; }
     [Description("Gather negatives from all processes")] public bool NegativeCrossDevice { get; init; } = true;
     [Description("Temperature for cos scores")] public double CosTemperature { get; init; } = 0.01;

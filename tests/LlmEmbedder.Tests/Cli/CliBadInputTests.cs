@@ -131,6 +131,29 @@ public sealed class CliBadInputTests : IDisposable
     }
 
     [Fact]
+    public void TypoOfALocalFolderIsNotTakenForAHubId()
+    {
+        var closedPort = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        closedPort.Start();
+        int port = ((System.Net.IPEndPoint)closedPort.LocalEndpoint).Port;
+        closedPort.Stop();
+        var environment = new Dictionary<string, string> { ["HF_ENDPOINT"] = $"http://127.0.0.1:{port}", ["HF_HOME"] = Path.Combine(dir, "hf-home") };
+        string[] args = ["encode", "--model", "models/bge", "--input", input, "--output", output];
+
+        // Next to a models/ folder, models/bge is that folder's missing child, not the hub id "models/bge".
+        var work = Path.Combine(dir, "work");
+        Directory.CreateDirectory(Path.Combine(work, "models", "bge-small"));
+        AssertOneErrorLine(CliProcess.Run(args, environment: environment, workingDirectory: work),
+            "models/bge: folder not found (models/ exists here, so this is taken for a local path, not a hub id)");
+        AssertOneErrorLine(CliProcess.Run(["encode", "--model", "models/bge-small/encoder", "--input", input, "--output", output],
+            environment: environment, workingDirectory: dir), "models/bge-small/encoder: folder not found");
+
+        // Elsewhere it may be a hub id; with the hub out of reach, the message says there is no such local folder either.
+        AssertOneErrorLine(CliProcess.Run(args, environment: environment, workingDirectory: dir),
+            $"no local folder models/bge, and cannot reach http://127.0.0.1:{port}");
+    }
+
+    [Fact]
     public void UnknownFlagIsOneClearErrorToo()
     {
         var result = CliProcess.Run(["encode", "--model", model, "--input", input, "--output", output, "--no_such_flag", "1"]);

@@ -12,33 +12,59 @@ internal static class CliProcess
     }
 
     /// <param name="stdinBytes">Raw bytes for stdin (for input in other encodings), instead of <paramref name="stdin"/>.</param>
-    /// <param name="workingDirectory">Where relative paths start (the embedded default writes ./outputs/); default: the test's.</param>
     public static Result Run(IEnumerable<string> args, string? stdin = null, IReadOnlyDictionary<string, string>? environment = null,
         byte[]? stdinBytes = null, string? workingDirectory = null)
     {
+        using var running = Start(args, environment, workingDirectory);
+        if (stdin is not null) running.Process.StandardInput.Write(stdin);
+        if (stdinBytes is not null) running.Process.StandardInput.BaseStream.Write(stdinBytes);
+        return running.Wait(TimeSpan.FromMinutes(15));
+    }
+
+    /// <summary>Starts the CLI without waiting for it (for runs that must overlap); stdin stays open until <see cref="Running.Wait"/>.</summary>
+    public static Running Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null)
+    {
         var start = new ProcessStartInfo("dotnet")
         {
-            WorkingDirectory = workingDirectory ?? "",
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? "",
         };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "llm-embedder.dll"));
         foreach (var arg in args) start.ArgumentList.Add(arg);
         foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (stdin is not null) process.StandardInput.Write(stdin);
-        if (stdinBytes is not null) process.StandardInput.BaseStream.Write(stdinBytes);
-        process.StandardInput.Close();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(15)))
+        return new Running(Process.Start(start)!);
+    }
+
+    /// <summary>A started CLI process; its output is collected as it comes, so it never blocks on a full pipe.</summary>
+    public sealed class Running : IDisposable
+    {
+        private readonly Task<string> stdout;
+        private readonly Task<string> stderr;
+
+        public Running(Process process)
         {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("llm-embedder did not finish within 15 minutes");
+            Process = process;
+            stdout = process.StandardOutput.ReadToEndAsync();
+            stderr = process.StandardError.ReadToEndAsync();
         }
-        return new Result(process.ExitCode, stdout.Result, stderr.Result);
+
+        public Process Process { get; }
+
+        public Result Wait(TimeSpan timeout)
+        {
+            Process.StandardInput.Close();
+            if (!Process.WaitForExit(timeout))
+            {
+                Process.Kill(entireProcessTree: true);
+                throw new TimeoutException($"llm-embedder did not finish within {timeout}");
+            }
+            return new Result(Process.ExitCode, stdout.Result, stderr.Result);
+        }
+
+        public void Dispose() => Process.Dispose();
     }
 
     /// <summary>

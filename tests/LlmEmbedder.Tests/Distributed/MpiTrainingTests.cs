@@ -176,6 +176,24 @@ public sealed class MpiTrainingTests : IDisposable
     }
 
     /// <summary>
+    /// output_dir held by another training: rank 0's lock fails before the other ranks have read their data, a startup
+    /// error like a bad input (one message, every rank exits, no MPI_Abort), and the holder's folder is untouched.
+    /// </summary>
+    [Fact]
+    public void OutputDirBeingWrittenIsOneErrorWithoutAnAbort()
+    {
+        var output = Path.Combine(dir, "held");
+        using var otherTraining = OutputDirClaim.Take(output, OutputDirUse.NewRun, []);
+        var (result, elapsed) = MpiRun.Run(2, TrainArgs(output, perDeviceBatch: 4, maxGradNorm: 1.0), TimeSpan.FromMinutes(2));
+        Assert.NotEqual(0, result.ExitCode);
+        var ours = Assert.Single(result.Stderr.Split('\n'), line => line.StartsWith("llm-embedder:"));
+        Assert.StartsWith($"llm-embedder: error: {output} is being written by another training (pid {Environment.ProcessId}, started ", ours);
+        Assert.DoesNotContain("MPI_ABORT", result.Stderr);
+        Assert.Equal([OutputDirClaim.LockFileName], Directory.GetFileSystemEntries(output).Select(Path.GetFileName));
+        Assert.True(elapsed < TimeSpan.FromSeconds(60), $"took {elapsed}");
+    }
+
+    /// <summary>
     /// Rank 0 alone fails mid-run (its checkpoint cannot be published: a file holds the folder's name) while rank 1
     /// waits at the checkpoint barrier: MPI_Abort ends both within seconds with a non-zero exit and rank 0's message.
     /// </summary>
@@ -185,7 +203,8 @@ public sealed class MpiTrainingTests : IDisposable
         var output = Path.Combine(dir, "blocked");
         Directory.CreateDirectory(output);
         File.WriteAllText(Path.Combine(output, "checkpoint-5"), "not a folder");
-        var (result, elapsed) = MpiRun.Run(2, TrainArgs(output, perDeviceBatch: 4, maxGradNorm: 1.0), TimeSpan.FromMinutes(2));
+        // The folder is not empty; --overwrite_output_dir lets the run start, and it removes only what a run writes (no such file).
+        var (result, elapsed) = MpiRun.Run(2, [.. TrainArgs(output, perDeviceBatch: 4, maxGradNorm: 1.0), "--overwrite_output_dir"], TimeSpan.FromMinutes(2));
         Assert.NotEqual(0, result.ExitCode);
         Assert.Equal(1, result.Stderr.Split('\n').Count(line => line.StartsWith("llm-embedder: error:") && line.Contains("checkpoint-5")));
         Assert.Contains("step 5/", result.Stdout);

@@ -153,7 +153,7 @@ public sealed class EvalMineExportBadInputTests : IDisposable
 
     [Fact]
     public void MissingCompareModel() =>
-        AssertOneErrorLine(Eval("--eval_data", evalData, "--corpus", corpus, "--compare", Path.Combine(dir, "nope")), "no such model directory");
+        AssertOneErrorLine(Eval("--eval_data", evalData, "--corpus", corpus, "--compare", Path.Combine(dir, "nope")), $"{Path.Combine(dir, "nope")}: folder not found");
 
     [Fact]
     public void MineRowWithoutPositives()

@@ -20,10 +20,13 @@ public static class ModelLocator
         if (Directory.Exists(modelOrHubId))
             return Path.GetFullPath(modelOrHubId);
         // As in transformers, only a directory shadows a hub id; a stray file of the same name does not.
-        if (!HubModelId.TryParse(modelOrHubId, out var model))
-            throw new EmbedderException(File.Exists(modelOrHubId)
-                ? $"{modelOrHubId}: is a file; expected a model directory or a Hugging Face hub id"
-                : $"{modelOrHubId}: no such model directory, and not a Hugging Face hub id (org/name[@revision])");
+        bool isHubId = HubModelId.TryParse(modelOrHubId, out var model);
+        if (!isHubId && File.Exists(modelOrHubId))
+            throw new EmbedderException($"{modelOrHubId}: is a file; expected a model directory or a Hugging Face hub id");
+        if (MeantAsLocalPath(modelOrHubId) is { } why)
+            throw new EmbedderException($"{modelOrHubId}: folder not found{why}");
+        if (!isHubId)
+            throw new EmbedderException($"{modelOrHubId}: no such model directory, and not a Hugging Face hub id (org/name[@revision])");
 
         var settings = HubSettings.From(options, Environment.GetEnvironmentVariable);
         var cache = new HubCache(settings.CacheDir, model.RepoId);
@@ -34,10 +37,33 @@ public static class ModelLocator
         {
             return await DownloadAsync(model, cache, settings, progress, warn, cancellation);
         }
+        catch (HubUnreachableException e)
+        {
+            // A typo of a local folder looks like a hub id too: say that neither was found.
+            throw new EmbedderException($"no local folder {modelOrHubId}, and {e.Message}", e);
+        }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
             throw new EmbedderException($"{cache.RepoDir}: cannot write the Hugging Face cache ({e.Message}); set HF_HOME or HF_HUB_CACHE elsewhere", e);
         }
+    }
+
+    /// <summary>
+    /// Why a missing <paramref name="text"/> is a local path rather than a hub id ("" or a note), or null when it may be
+    /// a hub id: it starts with ./ ../ / or ~, has a backslash or more than one '/' before any @revision, or its first
+    /// segment is a folder here (models/bge with ./models present).
+    /// </summary>
+    private static string? MeantAsLocalPath(string text)
+    {
+        if (text.StartsWith("./", StringComparison.Ordinal) || text.StartsWith("../", StringComparison.Ordinal) || text.StartsWith('/')
+            || text.StartsWith('~') || text.Contains('\\'))
+            return "";
+        var repoPart = text.Split('@', 2)[0];
+        var segments = repoPart.Split('/');
+        if (segments.Length > 2) return "";
+        if (segments.Length == 2 && Directory.Exists(segments[0]))
+            return $" ({segments[0]}/ exists here, so this is taken for a local path, not a hub id)";
+        return null;
     }
 
     private static async Task<string> DownloadAsync(HubModelId model, HubCache cache, HubSettings settings,

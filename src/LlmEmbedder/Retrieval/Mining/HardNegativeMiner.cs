@@ -44,9 +44,12 @@ public sealed record MiningOptions
 }
 
 /// <summary>What a mining run did.</summary>
+/// <param name="RangeEnd">The end of the positions sampled from: range_for_sampling's, or the pool size when that ends past the pool.</param>
 /// <param name="RowsToppedUp">Rows whose range held fewer than negative_number usable texts, completed from random pool texts.</param>
 /// <param name="RowsShort">Rows left with fewer than negative_number negatives because the pool had no more usable texts.</param>
-public sealed record MiningResult(int Rows, int PoolSize, int RowsToppedUp, int RowsShort, bool PoolFromCache, int TeacherScoresDropped);
+/// <param name="LinesWithoutNegatives">Input lines of the rows written with "neg": [] (training drops them), a subset of the short rows.</param>
+public sealed record MiningResult(int Rows, int PoolSize, int RangeEnd, int RowsToppedUp, int RowsShort, IReadOnlyList<long> LinesWithoutNegatives,
+    bool PoolFromCache, int TeacherScoresDropped);
 
 /// <summary>
 /// Hard-negative mining (FlagEmbedding's hn_mine, docs/REFERENCE.md §7): encode a candidate pool, search each query's top
@@ -72,13 +75,20 @@ public static class HardNegativeMiner
         Validate(options);
         var rows = MiningInput.ReadRows(inputFile, options.Encoding);
         var pool = MiningInput.ReadPool(candidatePool, rows, options.Encoding);
+        // Known before anything is encoded: a range that starts past the pool would leave every row without a negative.
+        if (options.RangeStart >= pool.Count)
+            throw new EmbedderException($"--range_for_sampling {options.RangeStart}-{options.RangeEnd} starts past the pool of {pool.Count} texts " +
+                $"(positions 0-{pool.Count - 1}); start lower or give a larger --candidate_pool");
+        int rangeEnd = Math.Min(options.RangeEnd, pool.Count);
 
         var poolEmbeddings = encoder.Encode(pool, EmbeddingRole.Key, options.Instruction?.Key ?? "", null, options.BatchSize, "pool", progress);
         var queryEmbeddings = encoder.Encode(rows.Select(r => r.Query).ToArray(), EmbeddingRole.Query, options.Instruction?.Query ?? "", null, options.BatchSize, "queries", progress);
         var ranked = VectorSearch.Search(options.Index, queryEmbeddings.Values, poolEmbeddings.Values, poolEmbeddings.Dimension,
-            Math.Min(options.RangeEnd, pool.Count), cancellationToken);
+            rangeEnd, cancellationToken);
 
         var negatives = SelectNegatives(rows, pool, ranked, options, out int toppedUp, out int stillShort);
+        var linesWithoutNegatives = options.NegativeNumber == 0 ? []
+            : Enumerable.Range(0, rows.Count).Where(r => negatives[r].Length == 0).Select(r => rows[r].Line).ToList();
         int teacherScoresDropped = 0;
         FileUtil.WriteAtomic(outputFile, stream =>
         {
@@ -92,7 +102,7 @@ public static class HardNegativeMiner
                 writer.Write('\n');
             }
         });
-        return new MiningResult(rows.Count, pool.Count, toppedUp, stillShort, poolEmbeddings.FromCache, teacherScoresDropped);
+        return new MiningResult(rows.Count, pool.Count, rangeEnd, toppedUp, stillShort, linesWithoutNegatives, poolEmbeddings.FromCache, teacherScoresDropped);
     }
 
     /// <summary>

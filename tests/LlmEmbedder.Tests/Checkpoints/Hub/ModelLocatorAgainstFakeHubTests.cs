@@ -269,7 +269,8 @@ public sealed class ModelLocatorAgainstFakeHubTests : IDisposable
 
         var error = Assert.ThrowsAny<EmbedderException>(() => ModelLocator.Resolve(HubRepos.BgeId, options: Options() with { Endpoint = endpoint }));
 
-        Assert.StartsWith($"cannot reach {endpoint} (", error.Message);
+        // The id could also be a local folder with a typo: the message says there is none.
+        Assert.StartsWith($"no local folder {HubRepos.BgeId}, and cannot reach {endpoint} (", error.Message);
         Assert.Contains("refused", error.Message, StringComparison.OrdinalIgnoreCase);
         Assert.EndsWith("); set HF_ENDPOINT to a mirror or HF_HUB_OFFLINE=1 to use the cache", error.Message);
     }
@@ -294,7 +295,7 @@ public sealed class ModelLocatorAgainstFakeHubTests : IDisposable
 
         // Another revision that was never fetched has nothing to fall back on: the error stays.
         var error = Assert.ThrowsAny<EmbedderException>(() => ModelLocator.Resolve(HubRepos.BgeId + "@v2", options: Options() with { Endpoint = endpoint }));
-        Assert.StartsWith($"cannot reach {endpoint} (", error.Message);
+        Assert.StartsWith($"no local folder {HubRepos.BgeId}@v2, and cannot reach {endpoint} (", error.Message);
     }
 
     [Fact]
@@ -308,7 +309,7 @@ public sealed class ModelLocatorAgainstFakeHubTests : IDisposable
         var error = Assert.ThrowsAny<EmbedderException>(() => ModelLocator.Resolve(HubRepos.BgeId,
             options: Options() with { Endpoint = endpoint, MetadataTimeout = TimeSpan.FromMilliseconds(300) }));
 
-        Assert.Equal($"{endpoint} did not answer within 0.3 s (HF_HUB_ETAG_TIMEOUT sets the limit); set HF_ENDPOINT to a mirror or HF_HUB_OFFLINE=1 to use the cache", error.Message);
+        Assert.Equal($"no local folder {HubRepos.BgeId}, and {endpoint} did not answer within 0.3 s (HF_HUB_ETAG_TIMEOUT sets the limit); set HF_ENDPOINT to a mirror or HF_HUB_OFFLINE=1 to use the cache", error.Message);
         Assert.InRange(DateTime.UtcNow - started, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(10));
     }
 
@@ -426,8 +427,11 @@ public sealed class ModelLocatorAgainstFakeHubTests : IDisposable
         var file = Path.Combine(TestPaths.ChineseVocabDir, "vocab.txt");
         Assert.Equal($"{file}: is a file; expected a model directory or a Hugging Face hub id",
             Assert.Throws<EmbedderException>(() => ModelLocator.Resolve(file, options: options)).Message);
-        Assert.Equal("./models/bge: no such model directory, and not a Hugging Face hub id (org/name[@revision])",
-            Assert.Throws<EmbedderException>(() => ModelLocator.Resolve("./models/bge", options: options)).Message);
+        // Written as a path (./, ../, /, more than one '/'): a missing folder, never a hub id, whatever the network says.
+        foreach (var path in new[] { "./models/bge", "../models/bge", "/no/such/models/bge", "models/bge/encoder" })
+            Assert.Equal($"{path}: folder not found", Assert.Throws<EmbedderException>(() => ModelLocator.Resolve(path, options: options)).Message);
+        Assert.Equal("bad name!: no such model directory, and not a Hugging Face hub id (org/name[@revision])",
+            Assert.Throws<EmbedderException>(() => ModelLocator.Resolve("bad name!", options: options)).Message);
     }
 
     private static string ClosedPortEndpoint()
