@@ -161,8 +161,10 @@ public sealed record EncoderSpec
             Instructions = EncoderInstructions.FromJson(reader.Object("instructions"), path),
         };
         // Derived fields are written for people and other tools; they must agree with what they derive from.
-        reader.Bool("normalize");
-        reader.String("similarity_fn_name");
+        if (reader.Bool("normalize") != spec.Normalize)
+            throw new EmbedderException($"{path}: normalize must be {(spec.Normalize ? "true" : "false")} for dense_metric {spec.Metric.Name()}");
+        if (reader.String("similarity_fn_name") != spec.Metric.SimilarityFunctionName())
+            throw new EmbedderException($"{path}: similarity_fn_name must be \"{spec.Metric.SimilarityFunctionName()}\" for dense_metric {spec.Metric.Name()}");
         reader.RejectUnknown();
         return spec;
     }
