@@ -78,9 +78,10 @@ public sealed class Trainer
         {
             using var scope = NewDisposeScope();
             var microBatches = Enumerable.Range(0, trainArgs.GradientAccumulationSteps).Select(_ => NextBatch(run)).ToList();
-            var result = run.Step.Run(step, microBatches, run.Schedule.LearningRateAt(step - 1));
+            var result = run.Step.Run(step, microBatches.Select(b => b.Batch).ToList(), run.Schedule.LearningRateAt(step - 1));
 
-            run.LossHistory.Add(new LossPoint(step, result.Loss, result.LearningRate));
+            int? dataset = microBatches.Select(b => b.Dataset).Distinct().Count() == 1 ? microBatches[0].Dataset : null;
+            run.LossHistory.Add(new LossPoint(step, result.Loss, result.LearningRate, dataset));
             lossSinceLog += result.Loss;
             stepsSinceLog++;
             bool logNow = step % Math.Max(1, trainArgs.LoggingSteps) == 0 || step == run.LastStep;
@@ -111,10 +112,15 @@ public sealed class Trainer
         {
             SaveFinal(retriever, run.Spec);
             run.State(run.LastStep).Save(Path.Combine(trainArgs.OutputDir, CheckpointFolders.TrainerStateFile));
-            LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), run.LossHistory);
         }
         var metricsAfter = Evaluate(evaluator, retriever, run.LastStep, "after training", run.Tensorboard);
-        if (WritesOutput && evaluator is not null) SaveMetrics(metricsBefore, metricsAfter, run.Evaluations);
+        if (WritesOutput)
+        {
+            if (evaluator is not null) SaveMetrics(metricsBefore, metricsAfter, run.Evaluations);
+            var evaluations = run.Evaluations.ToList();
+            if (metricsAfter is not null) evaluations.Add((run.LastStep, metricsAfter));
+            LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), run.LossHistory, run.Data.Datasets.Select(d => d.Name).ToList(), evaluations);
+        }
         return new TrainingResult(trainArgs.OutputDir, run.LastStep, run.LossHistory, metricsBefore, metricsAfter);
     }
 
@@ -346,13 +352,18 @@ public sealed class Trainer
         return Directory.Exists(untied) ? untied : Path.Combine(checkpoint, "encoder");
     }
 
-    /// <summary>This rank's share of the sampler's next (micro-)batch, tokenized, with the loss of the dataset it came from.</summary>
-    private static RetrievalBatch NextBatch(StartedRun run)
+    /// <summary>
+    /// This rank's share of the sampler's next (micro-)batch, tokenized, with the loss of the dataset it came from; and that
+    /// dataset's index when the whole global batch is from it (batching by dataset), for the per-dataset loss curves.
+    /// </summary>
+    private static (RetrievalBatch Batch, int? Dataset) NextBatch(StartedRun run)
     {
-        var groups = run.Sampler.Next().RankIndices.Select(i => run.Data.Groups[i]).ToList();
-        return run.Retriever.Tokenize(groups.Select(g => g.Query).ToList(), groups.SelectMany(g => g.Keys).ToList(),
+        var sampled = run.Sampler.Next();
+        var groups = sampled.RankIndices.Select(i => run.Data.Groups[i]).ToList();
+        var batch = run.Retriever.Tokenize(groups.Select(g => g.Query).ToList(), groups.SelectMany(g => g.Keys).ToList(),
             groups.All(g => g.TeacherScores is not null) ? groups.SelectMany(g => g.TeacherScores!).ToArray() : null,
             run.DatasetLosses[groups[0].DatasetIndex]);
+        return (batch, sampled.DatasetIndex);
     }
 
     /// <summary>
