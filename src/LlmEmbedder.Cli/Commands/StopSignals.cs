@@ -33,8 +33,12 @@ internal sealed class StopSignals : IDisposable
             return;
         }
         if (!quiet) Console.Error.WriteLine("llm-embedder: stopped at once; resume from the last saved checkpoint with --resume_from_checkpoint latest");
-        Environment.Exit(CommandRunner.Interrupted);
+        // _exit, not Environment.Exit: libtorch's static destructors would run under the step still computing and crash it.
+        ExitNow(CommandRunner.Interrupted);
     }
+
+    [DllImport("libc", EntryPoint = "_exit")]
+    private static extern void ExitNow(int status);
 
     public void Dispose()
     {

@@ -55,7 +55,7 @@ public sealed partial class TrainingFaultsTests : IDisposable
             run.AssertSigIntIsNotIgnored();
             run.SignalGroup(SigInt);
             var result = run.Wait();
-            Assert.True(result.ExitCode == 130, result.Stdout + result.Stderr);
+            Assert.True(result.ExitCode == 130, $"exit {result.ExitCode}\n{result.Stdout}\n{result.Stderr}");
             var stopped = StoppedMessage().Match(result.Stderr);
             Assert.True(stopped.Success, result.Stderr);
             stoppedAt = int.Parse(stopped.Groups[1].Value);
@@ -90,7 +90,7 @@ public sealed partial class TrainingFaultsTests : IDisposable
         run.WaitForOutput("step 2/500");
         run.SignalProcess(SigTerm);
         var result = run.Wait();
-        Assert.True(result.ExitCode == 130, result.Stdout + result.Stderr);
+        Assert.True(result.ExitCode == 130, $"exit {result.ExitCode}\n{result.Stdout}\n{result.Stderr}");
         var stopped = StoppedMessage().Match(result.Stderr);
         Assert.True(stopped.Success, result.Stderr);
         var checkpoint = CheckpointFolders.PathFor(output, int.Parse(stopped.Groups[1].Value));
@@ -108,7 +108,7 @@ public sealed partial class TrainingFaultsTests : IDisposable
         Thread.Sleep(5);
         run.SignalGroup(SigInt);
         var result = run.Wait();
-        Assert.True(result.ExitCode == 130, result.Stdout + result.Stderr);
+        Assert.True(result.ExitCode == 130, $"exit {result.ExitCode}\n{result.Stdout}\n{result.Stderr}");
         Assert.Contains("stopped at once", result.Stderr);
         Assert.DoesNotMatch(StoppedMessage(), result.Stderr);
         // output_dir goes with the lock when nothing was saved in it yet.
