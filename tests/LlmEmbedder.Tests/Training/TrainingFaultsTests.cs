@@ -101,11 +101,12 @@ public sealed partial class TrainingFaultsTests : IDisposable
     public void ASecondCtrlCStopsAtOnceAndLeavesNothingHalfWrittenUnderAFinalName()
     {
         var output = Path.Combine(dir, "twice");
-        using var run = SignalledRun.Start(TrainArgs(output, maxSteps: 500));
+        // Larger steps than the other tests', so the second Ctrl-C comes well before the step (and its checkpoint) ends.
+        using var run = SignalledRun.Start(Replace(Replace(TrainArgs(output, maxSteps: 500), "--per_device_train_batch_size", "16"), "--train_group_size", "8"));
         run.WaitForOutput("step 2/500");
         run.AssertSigIntIsNotIgnored();
         run.SignalGroup(SigInt);
-        Thread.Sleep(5);
+        run.WaitForOutput("stopping after this step", inStderr: true);
         run.SignalGroup(SigInt);
         var result = run.Wait();
         Assert.True(result.ExitCode == 130, $"exit {result.ExitCode}\n{result.Stdout}\n{result.Stderr}");
@@ -239,10 +240,10 @@ public sealed partial class TrainingFaultsTests : IDisposable
             return new SignalledRun(Process.Start(start)!);
         }
 
-        public void WaitForOutput(string text)
+        public void WaitForOutput(string text, bool inStderr = false)
         {
             var deadline = DateTime.UtcNow.AddMinutes(2);
-            while (!stdout.Any(line => line.Contains(text, StringComparison.Ordinal)))
+            while (!(inStderr ? stderr : stdout).Any(line => line.Contains(text, StringComparison.Ordinal)))
             {
                 if (process.HasExited || DateTime.UtcNow > deadline)
                     Assert.Fail($"no '{text}' in the output (exited: {process.HasExited}):\n{string.Join('\n', stdout)}\n{string.Join('\n', stderr)}");
