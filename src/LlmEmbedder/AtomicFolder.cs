@@ -17,7 +17,7 @@ public static class AtomicFolder
     public static void Publish(string destination, Action<string> writeContents)
     {
         var full = Path.GetFullPath(destination).TrimEnd(Path.DirectorySeparatorChar);
-        WriteAside(Path.GetDirectoryName(full)!, Path.GetFileName(full), temp =>
+        WriteAside(Path.GetDirectoryName(full)!, Path.GetFileName(full), full, temp =>
         {
             writeContents(temp);
             Replace(temp, destination);
@@ -30,7 +30,7 @@ public static class AtomicFolder
     /// then each replaces its namesake in <paramref name="directory"/>, a folder entry as a whole.
     /// </summary>
     public static void PublishEntries(string directory, Action<string> writeContents) =>
-        WriteAside(Path.GetFullPath(directory), "entries", temp =>
+        WriteAside(Path.GetFullPath(directory), "entries", Path.GetFullPath(directory), temp =>
         {
             writeContents(temp);
             foreach (var entry in Directory.EnumerateFileSystemEntries(temp))
@@ -49,7 +49,8 @@ public static class AtomicFolder
             Directory.Delete(dir, recursive: true);
     }
 
-    private static void WriteAside(string parent, string name, Action<string> writeAndMove)
+    /// <param name="destination">Where the temporary folder's contents go: a failure names the path there, not the temporary one.</param>
+    private static void WriteAside(string parent, string name, string destination, Action<string> writeAndMove)
     {
         Directory.CreateDirectory(parent);
         var temp = Path.Combine(parent, $"{IncompletePrefix}{name}-{Environment.ProcessId}");
@@ -58,6 +59,12 @@ public static class AtomicFolder
         try
         {
             writeAndMove(temp);
+        }
+        catch (Exception e) when ((e is EmbedderException ? e.Message : FileSystemErrors.Describe(e, writing: true)) is { } message
+                                  && message.Contains(temp, StringComparison.Ordinal))
+        {
+            // "cannot write out/checkpoint-20/optimizer.bin: no space left on device", not the hidden folder's name.
+            throw new EmbedderException(message.Replace(temp, destination, StringComparison.Ordinal), e);
         }
         finally
         {

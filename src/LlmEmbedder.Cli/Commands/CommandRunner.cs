@@ -8,6 +8,9 @@ internal static class CommandRunner
     public const int UserError = 1;
     public const int InternalError = 70;
 
+    /// <summary>Stopped by Ctrl-C or SIGTERM (128 + SIGINT, what a shell reports for a process Ctrl-C ended).</summary>
+    public const int Interrupted = 130;
+
     public static int Invoke(ParseResult parsed)
     {
         if (parsed.Errors.Count > 0)

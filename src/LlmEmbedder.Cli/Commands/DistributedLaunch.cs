@@ -64,13 +64,15 @@ internal static class DistributedLaunch
     }
 
     /// <summary>
-    /// After the command: MPI_Finalize on a normal or agreed exit; MPI_Abort when this rank failed on its own
-    /// mid-run (its error is already printed), which ends every rank within seconds instead of leaving them hanging.
+    /// After the command: MPI_Finalize on a normal or agreed exit (a stop the ranks agreed on is one); MPI_Abort when this
+    /// rank failed on its own mid-run (its error is already printed), which ends every rank within seconds instead of
+    /// leaving them hanging.
     /// </summary>
     public static int Finish(int exitCode)
     {
         if (current is null) return exitCode;
-        if (exitCode != 0 && current.WorldSize > 1 && !current.StartupFailed) current.Abort(exitCode);
+        bool agreed = exitCode is 0 or CommandRunner.Interrupted || current.StartupFailed;
+        if (!agreed && current.WorldSize > 1) current.Abort(exitCode);
         current.Dispose();
         return exitCode;
     }

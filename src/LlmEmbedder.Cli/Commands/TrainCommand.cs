@@ -27,7 +27,14 @@ internal static class TrainCommand
             string Resolve(string model) => DistributedLaunch.RankZeroFirst(processGroup,
                 () => embeddedDefault ? EmbeddedDefault.PrepareInitialModel(model) : ModelArgument.Resolve(model, quiet));
             var trainer = new Trainer(modelArgs, trainArgs, quiet ? new SilentTrainingObserver() : new ConsoleTrainingObserver(), Resolve, processGroup);
-            var result = trainer.Run(evaluator);
+            TrainingResult result;
+            using (var signals = new StopSignals(quiet))
+                result = trainer.Run(evaluator, signals.StopRequested);
+            if (result.Stopped)
+            {
+                if (!quiet) Console.Error.WriteLine($"llm-embedder: stopped at step {result.Steps}; resume with --resume_from_checkpoint latest");
+                return CommandRunner.Interrupted;
+            }
             if (quiet) return 0;
             if (result.MetricsBefore is { } before && result.MetricsAfter is { } after)
                 MetricTable.PrintComparison("after", after, "before", before, baselineFirst: true, "change (after − before)");

@@ -23,13 +23,16 @@ public interface IEncoderEvaluator
 }
 
 /// <summary>What a finished run produced.</summary>
+/// <param name="Stopped">The run was asked to stop (<see cref="Trainer.Run"/>'s token) and ended at <paramref name="Steps"/>
+/// with a checkpoint of that step, not the final model.</param>
 public sealed record TrainingResult(string OutputDir, int Steps, IReadOnlyList<LossPoint> LossHistory,
-    IReadOnlyDictionary<string, double>? MetricsBefore, IReadOnlyDictionary<string, double>? MetricsAfter);
+    IReadOnlyDictionary<string, double>? MetricsBefore, IReadOnlyDictionary<string, double>? MetricsAfter, bool Stopped = false);
 
 /// <summary>
 /// run_dense.py's loop: load and group the data, build the <see cref="DenseRetriever"/>, then per step a batch from the
 /// sampler → <see cref="TrainingStep"/> (loss, backward, clip, AdamW) at the schedule's rate; logs, checkpoints every
-/// save_steps, evaluations every eval_steps, and the final model in output_dir.
+/// save_steps, evaluations every eval_steps, and the final model in output_dir. A step whose loss or gradient is not
+/// finite is not applied and ends the run; weights that are not finite are never saved.
 /// </summary>
 public sealed class Trainer
 {
@@ -55,7 +58,9 @@ public sealed class Trainer
 
     private bool WritesOutput => processGroup.Rank == 0;
 
-    public TrainingResult Run(IEncoderEvaluator? evaluator = null)
+    /// <param name="stopRequested">Once cancelled (Ctrl-C), the run saves a checkpoint at the next step boundary and returns
+    /// with <see cref="TrainingResult.Stopped"/>; under mpirun the ranks agree on the step, so all save and stop at the same one.</param>
+    public TrainingResult Run(IEncoderEvaluator? evaluator = null, CancellationToken stopRequested = default)
     {
         // A rank whose startup throws still joins the ranks' agreement, so the others stop instead of waiting for it.
         using var run = processGroup.RunStartup(() => Start(evaluator));
@@ -73,9 +78,10 @@ public sealed class Trainer
         {
             using var scope = NewDisposeScope();
             var microBatches = Enumerable.Range(0, trainArgs.GradientAccumulationSteps).Select(_ => NextBatch(run)).ToList();
-            var result = run.Step.Run(step, microBatches, run.Schedule.LearningRateAt(step - 1));
+            var result = run.Step.Run(step, microBatches.Select(b => b.Batch).ToList(), run.Schedule.LearningRateAt(step - 1));
 
-            run.LossHistory.Add(new LossPoint(step, result.Loss, result.LearningRate));
+            int? dataset = microBatches.Select(b => b.Dataset).Distinct().Count() == 1 ? microBatches[0].Dataset : null;
+            run.LossHistory.Add(new LossPoint(step, result.Loss, result.LearningRate, dataset));
             lossSinceLog += result.Loss;
             stepsSinceLog++;
             bool logNow = step % Math.Max(1, trainArgs.LoggingSteps) == 0 || step == run.LastStep;
@@ -85,11 +91,13 @@ public sealed class Trainer
                 lossSinceLog = 0;
                 stepsSinceLog = 0;
             }
-            if (trainArgs.SaveSteps > 0 && step % trainArgs.SaveSteps == 0 && step < run.LastStep)
+            bool checkpointDue = trainArgs.SaveSteps > 0 && step % trainArgs.SaveSteps == 0 && step < run.LastStep;
+            if (checkpointDue) SaveCheckpoint(run, step, result.LearningRate);
+            if (step < run.LastStep && StopAgreed(stopRequested))
             {
-                if (WritesOutput) SaveCheckpoint(run, step);
-                // No rank runs ahead of a checkpoint that is still being written.
-                processGroup.Barrier();
+                if (!checkpointDue) SaveCheckpoint(run, step, result.LearningRate);
+                retriever.Train(false);
+                return new TrainingResult(trainArgs.OutputDir, step, run.LossHistory, metricsBefore, null, Stopped: true);
             }
             if (trainArgs.EvalSteps > 0 && step % trainArgs.EvalSteps == 0 && step < run.LastStep)
             {
@@ -99,14 +107,20 @@ public sealed class Trainer
         }
         retriever.Train(false);
 
+        EnsureFiniteWeights(run, run.LastStep, run.Schedule.LearningRateAt(run.LastStep - 1));
         if (WritesOutput)
         {
             SaveFinal(retriever, run.Spec);
             run.State(run.LastStep).Save(Path.Combine(trainArgs.OutputDir, CheckpointFolders.TrainerStateFile));
-            LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), run.LossHistory);
         }
         var metricsAfter = Evaluate(evaluator, retriever, run.LastStep, "after training", run.Tensorboard);
-        if (WritesOutput && evaluator is not null) SaveMetrics(metricsBefore, metricsAfter, run.Evaluations);
+        if (WritesOutput)
+        {
+            if (evaluator is not null) SaveMetrics(metricsBefore, metricsAfter, run.Evaluations);
+            var evaluations = run.Evaluations.ToList();
+            if (metricsAfter is not null) evaluations.Add((run.LastStep, metricsAfter));
+            LossCurve.Save(Path.Combine(trainArgs.OutputDir, "loss.png"), run.LossHistory, run.Data.Datasets.Select(d => d.Name).ToList(), evaluations);
+        }
         return new TrainingResult(trainArgs.OutputDir, run.LastStep, run.LossHistory, metricsBefore, metricsAfter);
     }
 
@@ -338,13 +352,38 @@ public sealed class Trainer
         return Directory.Exists(untied) ? untied : Path.Combine(checkpoint, "encoder");
     }
 
-    /// <summary>This rank's share of the sampler's next (micro-)batch, tokenized, with the loss of the dataset it came from.</summary>
-    private static RetrievalBatch NextBatch(StartedRun run)
+    /// <summary>
+    /// This rank's share of the sampler's next (micro-)batch, tokenized, with the loss of the dataset it came from; and that
+    /// dataset's index when the whole global batch is from it (batching by dataset), for the per-dataset loss curves.
+    /// </summary>
+    private static (RetrievalBatch Batch, int? Dataset) NextBatch(StartedRun run)
     {
-        var groups = run.Sampler.Next().RankIndices.Select(i => run.Data.Groups[i]).ToList();
-        return run.Retriever.Tokenize(groups.Select(g => g.Query).ToList(), groups.SelectMany(g => g.Keys).ToList(),
+        var sampled = run.Sampler.Next();
+        var groups = sampled.RankIndices.Select(i => run.Data.Groups[i]).ToList();
+        var batch = run.Retriever.Tokenize(groups.Select(g => g.Query).ToList(), groups.SelectMany(g => g.Keys).ToList(),
             groups.All(g => g.TeacherScores is not null) ? groups.SelectMany(g => g.TeacherScores!).ToArray() : null,
             run.DatasetLosses[groups[0].DatasetIndex]);
+        return (batch, sampled.DatasetIndex);
+    }
+
+    /// <summary>
+    /// Whether to stop at this step boundary: the token, or under mpirun any rank's token (one all-reduce of a flag per
+    /// step, so every rank checkpoints and stops at the same step).
+    /// </summary>
+    private bool StopAgreed(CancellationToken stopRequested)
+    {
+        if (processGroup.WorldSize == 1) return stopRequested.IsCancellationRequested;
+        Span<double> stop = [stopRequested.IsCancellationRequested ? 1 : 0];
+        processGroup.AllReduceSum(stop);
+        return stop[0] > 0;
+    }
+
+    /// <summary>Weights that overflowed (a learning rate far too high) are never saved, as a checkpoint or as the result.</summary>
+    private static void EnsureFiniteWeights(StartedRun run, int step, double learningRate)
+    {
+        if (!run.Step.WeightsAreFinite())
+            throw new EmbedderException($"step {step}: the weights are not finite after the update at learning rate {TrainingStep.Format(learningRate)}; " +
+                                        "lower --learning_rate or check the data (the model of this step is not saved)");
     }
 
     /// <summary>A dataset's loss: its training config's weights and temperatures, the run's metric and cos temperature.</summary>
@@ -394,16 +433,23 @@ public sealed class Trainer
         return metrics;
     }
 
-    private void SaveCheckpoint(StartedRun run, int step)
+    /// <summary>checkpoint-<paramref name="step"/> on rank 0, which every rank waits for.</summary>
+    private void SaveCheckpoint(StartedRun run, int step, double learningRate)
     {
-        var path = CheckpointFolders.Publish(trainArgs.OutputDir, step, dir =>
+        EnsureFiniteWeights(run, step, learningRate);
+        if (WritesOutput)
         {
-            WriteModelFiles(dir, run.Retriever.QueryEncoder, run.Retriever.KeyEncoder, run.Spec);
-            run.Step.SaveOptimizerState(Path.Combine(dir, "optimizer.bin"));
-            // Written last: a folder with trainer_state.json is complete.
-            run.State(step).Save(Path.Combine(dir, CheckpointFolders.TrainerStateFile));
-        });
-        observer.Message($"saved {path}");
+            var path = CheckpointFolders.Publish(trainArgs.OutputDir, step, dir =>
+            {
+                WriteModelFiles(dir, run.Retriever.QueryEncoder, run.Retriever.KeyEncoder, run.Spec);
+                run.Step.SaveOptimizerState(Path.Combine(dir, "optimizer.bin"));
+                // Written last: a folder with trainer_state.json is complete.
+                run.State(step).Save(Path.Combine(dir, CheckpointFolders.TrainerStateFile));
+            });
+            observer.Message($"saved {path}");
+        }
+        // No rank runs ahead of a checkpoint that is still being written.
+        processGroup.Barrier();
     }
 
     /// <summary>The final model in output_dir itself: args.json and encoder/ (or query_encoder/ + key_encoder/).</summary>

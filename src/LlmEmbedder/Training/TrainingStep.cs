@@ -26,7 +26,8 @@ public sealed record TrainingStepResult(double Loss, double GradNorm, double Lea
 /// <summary>
 /// One optimisation step of a <see cref="DenseRetriever"/>, the same for the trainer and the benchmark: per micro-batch
 /// loss → backward (gradients accumulate); gradients to the fp32 weights, averaged over the ranks, clipped; AdamW at
-/// the given rate; compute copies refreshed. Owns the optimizer, whose state is part of a checkpoint.
+/// the given rate; compute copies refreshed. A loss or gradient norm that is not finite is an error before the update,
+/// so the weights stay those of the step before. Owns the optimizer, whose state is part of a checkpoint.
 /// </summary>
 public sealed class TrainingStep : IDisposable
 {
@@ -78,12 +79,37 @@ public sealed class TrainingStep : IDisposable
         clock.Restart();
 
         double gradNorm = nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm);
+        // Every rank holds the same mean loss and gradients, so all of them stop here alike, before the update.
+        string? notFinite = !double.IsFinite(loss) ? $"the loss is not finite ({Format(loss)})"
+            : !double.IsFinite(gradNorm) ? $"the gradient norm is not finite ({Format(gradNorm)})"
+            : null;
+        if (notFinite is not null)
+        {
+            optimizer.zero_grad();
+            throw new EmbedderException($"step {step}: {notFinite} at learning rate {Format(learningRate)}; lower --learning_rate or check the data");
+        }
         foreach (var parameterGroup in optimizer.ParamGroups) parameterGroup.LearningRate = learningRate;
         optimizer.step();
         optimizer.zero_grad();
         retriever.SyncFromMaster();
         return new TrainingStepResult(loss, gradNorm, learningRate, forward, backward, clock.Elapsed);
     }
+
+    /// <summary>False when an fp32 weight is NaN or infinite (an update overflowed).</summary>
+    public bool WeightsAreFinite()
+    {
+        using var scope = NewDisposeScope();
+        return parameters.All(p => isfinite(p).all().item<bool>());
+    }
+
+    /// <summary>A number as the messages about non-finite steps show it: "NaN", "inf", "1E+06", "2E-05".</summary>
+    public static string Format(double value) => value switch
+    {
+        double.NaN => "NaN",
+        double.PositiveInfinity => "inf",
+        double.NegativeInfinity => "-inf",
+        _ => value.ToString("G4", System.Globalization.CultureInfo.InvariantCulture),
+    };
 
     public void SaveOptimizerState(string path) => optimizer.save_state_dict(path);
 

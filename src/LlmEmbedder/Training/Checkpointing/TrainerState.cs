@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using LlmEmbedder.Data;
 
 namespace LlmEmbedder.Training.Checkpointing;
@@ -33,4 +34,7 @@ public sealed record TrainerState(int GlobalStep, int TotalSteps, BatchSamplerSt
 }
 
 /// <summary>The loss of one optimizer step (for the loss curve and for checking a resumed run).</summary>
-public sealed record LossPoint(int Step, double Loss, double LearningRate);
+/// <param name="Dataset">The index (in --train_data order) of the dataset the step's batch came from; null when it mixed
+/// datasets (no --inbatch_same_dataset) or was written by an older version.</param>
+public sealed record LossPoint(int Step, double Loss, double LearningRate,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Dataset = null);
