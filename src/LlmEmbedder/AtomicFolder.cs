@@ -63,7 +63,7 @@ public static class AtomicFolder
         catch (Exception e) when ((e is EmbedderException ? e.Message : FileSystemErrors.Describe(e, writing: true)) is { } message
                                   && message.Contains(temp, StringComparison.Ordinal))
         {
-            // "cannot write out/checkpoint-20/optimizer.bin: no space left on device", not the hidden folder's name.
+            // "no space left on device while writing out/checkpoint-20/optimizer.bin", not the hidden folder's name.
             throw new EmbedderException(message.Replace(temp, destination, StringComparison.Ordinal), e);
         }
         finally

@@ -4,7 +4,8 @@ namespace LlmEmbedder;
 
 /// <summary>
 /// A file-system failure (.NET's IOException family) as one line in our words that names the path, such as
-/// "cannot write out/metrics.json: no space left on device", in place of .NET's message.
+/// "cannot write out/metrics.json: permission denied" or "no space left on device while writing out/metrics.json", in
+/// place of .NET's message.
 /// </summary>
 public static partial class FileSystemErrors
 {
@@ -23,6 +24,8 @@ public static partial class FileSystemErrors
         if (e is not (IOException or UnauthorizedAccessException)) return null;
         path ??= (e as FileNotFoundException)?.FileName ?? QuotedPath(e.Message);
         if (path is null) return null;
+        // A full disk is the fault people meet mid-training: said the way they search for it.
+        if (e is IOException && e.HResult == NoSpace) return $"no space left on device while writing {path}";
         var (reason, onlyWhenWriting) = Reason(e, path);
         return writing || onlyWhenWriting ? $"cannot write {path}: {reason}" : $"{path}: {reason}";
     }

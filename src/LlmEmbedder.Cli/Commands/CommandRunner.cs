@@ -30,7 +30,7 @@ internal static class CommandRunner
         }
         catch (Exception e) when (Unwrap(e) is IOException or UnauthorizedAccessException)
         {
-            // In our words where the path is known ("cannot write out/x: no space left on device"); .NET's own otherwise.
+            // In our words where the path is known ("cannot write out/x: permission denied"); .NET's own otherwise.
             Console.Error.WriteLine($"llm-embedder: error: {FileSystemErrors.Describe(Unwrap(e)) ?? Unwrap(e).Message}");
             return UserError;
         }

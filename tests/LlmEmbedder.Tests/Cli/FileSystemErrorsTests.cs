@@ -16,7 +16,7 @@ public sealed class FileSystemErrorsTests : IDisposable
     public void FullDevice()
     {
         var e = Thrown(() => File.WriteAllBytes("/dev/full", new byte[64]));
-        Assert.Equal("cannot write /dev/full: no space left on device", FileSystemErrors.Describe(e));
+        Assert.Equal("no space left on device while writing /dev/full", FileSystemErrors.Describe(e));
     }
 
     [Fact]

@@ -136,7 +136,7 @@ public sealed partial class TrainingFaultsTests : IDisposable
             var full = CliProcess.Run(args, environment: SameThreads);
             Assert.True(full.ExitCode == 1, full.Stdout + full.Stderr);
             var line = Assert.Single(full.StderrLines);
-            Assert.Matches($"^llm-embedder: error: cannot write {Regex.Escape(Path.Combine(output, "checkpoint-2"))}/\\S+: no space left on device$", line);
+            Assert.Matches($"^llm-embedder: error: no space left on device while writing {Regex.Escape(Path.Combine(output, "checkpoint-2"))}/\\S+$", line);
             Assert.Equal(CheckpointFolders.PathFor(output, 1), CheckpointFolders.FindLatest(output));
             Assert.Equal(["checkpoint-1"], Directory.EnumerateDirectories(output).Select(Path.GetFileName));
 
