@@ -1,3 +1,4 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -43,13 +44,16 @@ public static class JsonFile
     }
 }
 
-/// <summary>How we write JSON files that people read: two-space indent, non-ASCII (Chinese instructions) kept as is.</summary>
+/// <summary>How we write JSON that people read: non-ASCII (Chinese instructions) kept as is.</summary>
 public static class JsonFormatting
 {
-    public static readonly JsonSerializerOptions TwoSpaces = new()
-    {
-        WriteIndented = true, IndentSize = 2, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
+    private static readonly JavaScriptEncoder KeepNonAscii = JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
+
+    /// <summary>A JSON file: two-space indent, as transformers and sentence-transformers write theirs.</summary>
+    public static readonly JsonSerializerOptions TwoSpaces = new() { WriteIndented = true, IndentSize = 2, Encoder = KeepNonAscii };
+
+    /// <summary>A JSONL row: one line.</summary>
+    public static readonly JsonSerializerOptions OneLine = new() { Encoder = KeepNonAscii };
 }
 
 /// <summary>

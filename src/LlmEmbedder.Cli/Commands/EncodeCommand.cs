@@ -11,7 +11,6 @@ internal static class EncodeCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = ModelArgument.Description, Required = true };
         var input = new Option<string>("--input") { Description = ".txt (one text per line) or .jsonl with a \"text\" field", Required = true };
         var output = new Option<string>("--output") { Description = "Output .npy file", Required = true };
         var role = new Option<string>("--role")
@@ -23,18 +22,16 @@ internal static class EncodeCommand
 
         var command = new Command("encode", "Embed texts into a .npy matrix, as the model's encoder spec says (pooling, normalisation, instruction, max length)")
         {
-            model, input, output, role,
+            encoderOptions.Model, input, output, role,
         };
         encoderOptions.AddTo(command);
-        var encoding = new TextEncodingOption();
-        encoding.AddTo(command);
         command.SetAction(parsed =>
         {
             var outputPath = parsed.GetRequiredValue(output);
             OutputPath.CheckFile(outputPath, "--output");
-            var textEncoding = encoding.Get(parsed);
+            var textEncoding = encoderOptions.Encoding(parsed);
             var texts = TextInput.Read(parsed.GetRequiredValue(input), textEncoding);
-            var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(model), textEncoding);
+            var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(encoderOptions.Model));
             var side = parsed.GetRequiredValue(role) == "key" ? EmbeddingRole.Key : EmbeddingRole.Query;
             var instruction = request.Spec.Instructions.For(encoderOptions.Task(parsed));
             var prefix = side == EmbeddingRole.Query ? instruction.Query : instruction.Key;

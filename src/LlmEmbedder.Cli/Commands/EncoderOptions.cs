@@ -9,9 +9,13 @@ namespace LlmEmbedder.Cli.Commands;
 /// <summary>
 /// The options that say how a model turns text into vectors, shared by encode, eval and mine so their names,
 /// choices and help cannot drift. Each defaults to the model's encoder spec; a flag that changes it is reported.
+/// Also --encoding, how those commands decode every text they read (the --instruction_file too).
 /// </summary>
 internal sealed class EncoderOptions
 {
+    /// <summary>--model, not added by <see cref="AddTo"/>: each command lists it first, so it leads the help.</summary>
+    public Option<string> Model { get; } = new("--model") { Description = ModelArgument.Description, Required = true };
+
     private readonly Option<string?> pooling = new("--pooling_method") { Description = "cls or mean (default: the model's encoder spec)" };
     private readonly Option<string?> metric = new("--dense_metric") { Description = "cos (L2-normalise), ip or l2 (default: the model's encoder spec)" };
     private readonly Option<int?> maxLength;
@@ -23,6 +27,7 @@ internal sealed class EncoderOptions
     private readonly Option<string?> version = new("--version") { Description = "Instruction version (bge, e5, llm-embedder, ...); default: the model's" };
     private readonly Option<string?> instructionFile = new("--instruction_file") { Description = "JSON file adding instruction versions" };
     private readonly Option<string?> task;
+    private readonly TextEncodingOption encoding = new();
 
     public EncoderOptions(int defaultBatchSize, string taskDescription = "Instruction task; needed when the model has instructions for several tasks")
     {
@@ -40,7 +45,10 @@ internal sealed class EncoderOptions
     public void AddTo(Command command)
     {
         foreach (var option in new Option[] { task, version, instructionFile, pooling, metric, maxLength, batchSize, dtype }) command.Add(option);
+        encoding.AddTo(command);
     }
+
+    public TextEncoding Encoding(ParseResult parsed) => encoding.Get(parsed);
 
     public int BatchSize(ParseResult parsed) => parsed.GetValue(batchSize);
 
@@ -60,10 +68,10 @@ internal sealed class EncoderOptions
     /// The model --model names (a folder, run, checkpoint or hub id) with its spec after the flags. The command prints
     /// <see cref="Note"/> once every input is checked, so that a mistake is the only line printed.
     /// </summary>
-    public EncoderRequest Request(ParseResult parsed, string modelArgument, TextEncoding textEncoding)
+    public EncoderRequest Request(ParseResult parsed, string modelArgument)
     {
         var model = ModelFolder.Open(ModelArgument.Resolve(modelArgument));
-        var spec = model.Spec.Override(Overrides(parsed, textEncoding), out var changes);
+        var spec = model.Spec.Override(Overrides(parsed, Encoding(parsed)), out var changes);
         return new EncoderRequest(model, spec, changes);
     }
 

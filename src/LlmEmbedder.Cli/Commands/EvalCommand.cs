@@ -20,7 +20,6 @@ internal static class EvalCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = ModelArgument.Description, Required = true };
         var evalData = new Option<string>("--eval_data")
         {
             Description = "Eval JSONL {query, pos_index, query_id?} (with --corpus), or a BEIR / C-MTEB folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)",
@@ -53,12 +52,10 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Evaluate retrieval (exact search by default).\n\n" + MetricRules)
         {
-            model, evalData, corpus, split, dataRoot, keyTemplate, metrics, cutoffs, hits, index,
+            encoderOptions.Model, evalData, corpus, split, dataRoot, keyTemplate, metrics, cutoffs, hits, index,
             outputDir, compare, chart, cacheDir, noCache,
         };
         encoderOptions.AddTo(command);
-        var encoding = new TextEncodingOption();
-        encoding.AddTo(command);
         command.SetAction(parsed =>
         {
             // Where the results go is checked first: a wrong path should not cost an encoded corpus.
@@ -70,7 +67,7 @@ internal static class EvalCommand
                 if (output is not null) OutputPath.CheckFolder(Path.Combine(output, "compare"), "--output_dir");
                 OutputPath.CheckFile(chartPath, "--chart");
             }
-            var textEncoding = encoding.Get(parsed);
+            var textEncoding = encoderOptions.Encoding(parsed);
             var evalPath = EncoderEvaluator.ResolveDataPath(parsed.GetRequiredValue(evalData), parsed.GetRequiredValue(dataRoot));
             var corpusPath = parsed.GetValue(corpus) is { } c ? EncoderEvaluator.ResolveDataPath(c, parsed.GetRequiredValue(dataRoot)) : null;
             var template = parsed.GetRequiredValue(keyTemplate);
@@ -84,8 +81,8 @@ internal static class EvalCommand
                 parsed.GetValue(hits), encoderOptions.BatchSize(parsed), VectorSearch.Parse(parsed.GetRequiredValue(index)));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
             // Every input is checked before the first line of progress, so a mistake is the only line printed.
-            var firstRequest = encoderOptions.Request(parsed, parsed.GetRequiredValue(model), textEncoding);
-            var secondRequest = parsed.GetValue(compare) is { } compared ? encoderOptions.Request(parsed, compared, textEncoding) : null;
+            var firstRequest = encoderOptions.Request(parsed, parsed.GetRequiredValue(encoderOptions.Model));
+            var secondRequest = parsed.GetValue(compare) is { } compared ? encoderOptions.Request(parsed, compared) : null;
             var firstSettings = settings with { Instruction = firstRequest.Spec.Instructions.For(task, taskSource) };
             var secondSettings = secondRequest is null ? null : settings with { Instruction = secondRequest.Spec.Instructions.For(task, taskSource) };
             settings.Validate();
@@ -94,7 +91,7 @@ internal static class EvalCommand
             Console.Error.WriteLine($"{dataset.Queries.Count} queries, {dataset.CorpusTexts.Count} corpus rows" +
                 $", {Describe(firstSettings.Instruction!)}" + (cache is null ? ", cache off" : $", embedding cache {cache.Directory}"));
 
-            var first = Evaluate(parsed.GetRequiredValue(model), firstRequest, dataset, firstSettings, cache);
+            var first = Evaluate(parsed.GetRequiredValue(encoderOptions.Model), firstRequest, dataset, firstSettings, cache);
             if (output is not null) WriteOutputs(output, dataset, first.Evaluation);
 
             if (secondRequest is null)
@@ -107,7 +104,7 @@ internal static class EvalCommand
                 Console.Error.WriteLine($"{second}: {Describe(secondSettings.Instruction!)}");
             var other = Evaluate(second, secondRequest, dataset, secondSettings, cache);
             if (output is not null) WriteOutputs(Path.Combine(output, "compare"), dataset, other.Evaluation);
-            var labels = UniqueLabels(parsed.GetRequiredValue(model), second);
+            var labels = UniqueLabels(parsed.GetRequiredValue(encoderOptions.Model), second);
             MetricTable.PrintComparison($"model: {labels.First}", first.Evaluation.Metrics.Values, $"baseline: {labels.Second}", other.Evaluation.Metrics.Values,
                 baselineFirst: false, "model − baseline");
             Charts.SaveMetricComparison(chartPath, [(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);

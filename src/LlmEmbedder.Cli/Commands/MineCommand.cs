@@ -12,7 +12,6 @@ internal static class MineCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = ModelArgument.Description, Required = true };
         var inputFile = new Option<string>("--input_file") { Description = "Training JSONL: {query, pos: [...], neg?: [...], ...}", Required = true };
         var outputFile = new Option<string>("--output_file") { Description = "Training JSONL with mined \"neg\" (other fields kept)", Required = true };
         var candidatePool = new Option<string?>("--candidate_pool")
@@ -33,19 +32,17 @@ internal static class MineCommand
 
         var command = new Command("mine", "Mine hard negatives: sample each query's negatives from its ranked pool hits, never a positive or the query itself")
         {
-            model, inputFile, outputFile, candidatePool, range, negativeNumber, seed, index,
+            encoderOptions.Model, inputFile, outputFile, candidatePool, range, negativeNumber, seed, index,
             cacheDir, noCache,
         };
         encoderOptions.AddTo(command);
-        var encoding = new TextEncodingOption();
-        encoding.AddTo(command);
         command.SetAction(parsed =>
         {
             var outputPath = parsed.GetRequiredValue(outputFile);
             OutputPath.CheckFile(outputPath, "--output_file");
-            var textEncoding = encoding.Get(parsed);
+            var textEncoding = encoderOptions.Encoding(parsed);
             var (start, end) = MiningOptions.ParseRange(parsed.GetRequiredValue(range));
-            var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(model), textEncoding);
+            var request = encoderOptions.Request(parsed, parsed.GetRequiredValue(encoderOptions.Model));
             var options = new MiningOptions
             {
                 RangeStart = start,

@@ -73,32 +73,20 @@ public static class SelectionNames
 /// --use_train_config a version's <see cref="TaskTrainingOverrides"/> replaces the values it lists.
 /// </summary>
 public sealed record TaskTrainingConfig(
-    PositiveSelection SelectPositive = PositiveSelection.First,
-    NegativeSelection SelectNegative = NegativeSelection.Random,
-    int? MaxSampleNum = null,
-    double? TeacherScoresMargin = null,
-    double? TeacherScoresMin = null,
-    double ContrastiveWeight = 0.2,
-    double DistillWeight = 1.0,
-    double TeacherTemperature = 1.0,
-    double StudentTemperature = 1.0,
-    bool StableDistill = false);
+    PositiveSelection SelectPositive = PositiveSelection.First, NegativeSelection SelectNegative = NegativeSelection.Random,
+    int? MaxSampleNum = null, double? TeacherScoresMargin = null, double? TeacherScoresMin = null,
+    double ContrastiveWeight = 0.2, double DistillWeight = 1.0,
+    double TeacherTemperature = 1.0, double StudentTemperature = 1.0, bool StableDistill = false);
 
 /// <summary>
 /// One task's entry of a version's "training" table: only the values it lists (non-null) replace the
 /// command line. Field names in JSON are the flag names (select_positive, contrastive_weight, ...).
 /// </summary>
 public sealed record TaskTrainingOverrides(
-    PositiveSelection? SelectPositive = null,
-    NegativeSelection? SelectNegative = null,
-    int? MaxSampleNum = null,
-    double? TeacherScoresMargin = null,
-    double? TeacherScoresMin = null,
-    double? ContrastiveWeight = null,
-    double? DistillWeight = null,
-    double? TeacherTemperature = null,
-    double? StudentTemperature = null,
-    bool? StableDistill = null)
+    PositiveSelection? SelectPositive = null, NegativeSelection? SelectNegative = null,
+    int? MaxSampleNum = null, double? TeacherScoresMargin = null, double? TeacherScoresMin = null,
+    double? ContrastiveWeight = null, double? DistillWeight = null,
+    double? TeacherTemperature = null, double? StudentTemperature = null, bool? StableDistill = null)
 {
     public static IReadOnlyList<string> JsonFieldNames { get; } =
     [

@@ -104,32 +104,21 @@ public static class TrainingJsonl
     /// <summary>Parses one JSONL line; every problem is an error at <paramref name="file"/>:<paramref name="line"/>.</summary>
     public static TrainingRow ParseRow(string file, long line, string json)
     {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(json);
-        }
-        catch (JsonException e)
-        {
-            throw EmbedderException.AtLine(file, line, $"malformed JSON at column {CharacterColumn(json, e.BytePositionInLine)}");
-        }
-        using (document)
+        using (var document = JsonlFile.ParseObject(file, line, json))
         {
             var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                throw EmbedderException.AtLine(file, line, $"expected a JSON object, got {Describe(root)}");
 
             var query = root.TryGetProperty("query", out var queryElement) && queryElement.ValueKind != JsonValueKind.Null
                 ? queryElement.ValueKind == JsonValueKind.String
                     ? queryElement.GetString()!
-                    : throw EmbedderException.AtLine(file, line, $"\"query\" must be a string, got {Describe(queryElement)}")
+                    : throw EmbedderException.AtLine(file, line, $"\"query\" must be a string, got {JsonlFile.Describe(queryElement)}")
                 : throw EmbedderException.AtLine(file, line, "row has no \"query\"");
 
             string? task = null;
             if (root.TryGetProperty("task", out var taskElement) && taskElement.ValueKind != JsonValueKind.Null)
                 task = taskElement.ValueKind == JsonValueKind.String
                     ? taskElement.GetString()
-                    : throw EmbedderException.AtLine(file, line, $"\"task\" must be a string, got {Describe(taskElement)}");
+                    : throw EmbedderException.AtLine(file, line, $"\"task\" must be a string, got {JsonlFile.Describe(taskElement)}");
 
             string[] pos, neg;
             var fromHistory = root.TryGetProperty("history", out var history) && history.ValueKind != JsonValueKind.Null;
@@ -137,12 +126,12 @@ public static class TrainingJsonl
             {
                 // Chat rows: the teacher decides which past dialogue is the positive.
                 pos = [];
-                neg = StringList(file, line, "history", history);
+                neg = JsonlFile.StringList(history, "history", file, line);
             }
             else
             {
-                pos = StringList(file, line, "pos", RequiredField(file, line, root, "pos"));
-                neg = StringList(file, line, "neg", RequiredField(file, line, root, "neg"));
+                pos = JsonlFile.StringList(RequiredField(file, line, root, "pos"), "pos", file, line);
+                neg = JsonlFile.StringList(RequiredField(file, line, root, "neg"), "neg", file, line);
             }
 
             double[]? teacherScores = null;
@@ -157,14 +146,6 @@ public static class TrainingJsonl
             }
             return new TrainingRow(query, pos, neg, teacherScores, task, fromHistory, line);
         }
-    }
-
-    /// <summary>The 1-based character column of a UTF-8 byte offset (what an editor shows, also for Chinese text).</summary>
-    private static long CharacterColumn(string line, long? byteOffset)
-    {
-        var bytes = System.Text.Encoding.UTF8.GetBytes(line);
-        var offset = (int)Math.Clamp(byteOffset ?? 0, 0, bytes.Length);
-        return System.Text.Encoding.UTF8.GetCharCount(bytes, 0, offset) + 1;
     }
 
     private static void CheckAgreesWithFirst(string path, TrainingRow row, TrainingRow first)
@@ -183,46 +164,20 @@ public static class TrainingJsonl
             ? element
             : throw EmbedderException.AtLine(file, line, $"row has no \"{name}\" (a list of strings)");
 
-    private static string[] StringList(string file, long line, string name, JsonElement element)
-    {
-        if (element.ValueKind != JsonValueKind.Array)
-            throw EmbedderException.AtLine(file, line, $"\"{name}\" must be a list of strings, got {Describe(element)}");
-        var items = new string[element.GetArrayLength()];
-        var index = 0;
-        foreach (var item in element.EnumerateArray())
-        {
-            if (item.ValueKind != JsonValueKind.String)
-                throw EmbedderException.AtLine(file, line, $"\"{name}\" must be a list of strings, item {index} is {Describe(item)}");
-            items[index++] = item.GetString()!;
-        }
-        return items;
-    }
-
     private static double[] NumberList(string file, long line, JsonElement element)
     {
         if (element.ValueKind != JsonValueKind.Array)
-            throw EmbedderException.AtLine(file, line, $"\"teacher_scores\" must be a list of numbers, got {Describe(element)}");
+            throw EmbedderException.AtLine(file, line, $"\"teacher_scores\" must be a list of numbers, got {JsonlFile.Describe(element)}");
         var values = new double[element.GetArrayLength()];
         var index = 0;
         foreach (var item in element.EnumerateArray())
         {
             if (item.ValueKind != JsonValueKind.Number || !item.TryGetDouble(out var value) || !double.IsFinite(value))
-                throw EmbedderException.AtLine(file, line, $"\"teacher_scores\" must be a list of finite numbers, item {index} is {Describe(item)}");
+                throw EmbedderException.AtLine(file, line, $"\"teacher_scores\" must be a list of finite numbers, item {index} is {JsonlFile.Describe(item)}");
             values[index++] = value;
         }
         return values;
     }
-
-    private static string Describe(JsonElement element) => element.ValueKind switch
-    {
-        JsonValueKind.Object => "an object",
-        JsonValueKind.Array => "a list",
-        JsonValueKind.String => "a string",
-        JsonValueKind.Number => $"the number {element.GetRawText()}",
-        JsonValueKind.True or JsonValueKind.False => element.GetRawText(),
-        JsonValueKind.Null => "null",
-        _ => element.ValueKind.ToString(),
-    };
 
     /// <summary>
     /// Python-glob-like expansion of * and ? (any characters / one character within a path segment; a

@@ -78,24 +78,14 @@ public sealed record BertConfig(
     {
         var json = new JsonObject
         {
-            ["architectures"] = new JsonArray("BertModel"),
-            ["model_type"] = "bert",
-            ["vocab_size"] = VocabSize,
-            ["hidden_size"] = HiddenSize,
-            ["num_hidden_layers"] = NumHiddenLayers,
-            ["num_attention_heads"] = NumAttentionHeads,
-            ["intermediate_size"] = IntermediateSize,
-            ["hidden_act"] = HiddenAct,
-            ["hidden_dropout_prob"] = HiddenDropoutProb,
-            ["attention_probs_dropout_prob"] = AttentionProbsDropoutProb,
-            ["max_position_embeddings"] = MaxPositionEmbeddings,
-            ["type_vocab_size"] = TypeVocabSize,
-            ["initializer_range"] = InitializerRange,
-            ["layer_norm_eps"] = LayerNormEps,
-            ["pad_token_id"] = PadTokenId,
-            ["position_embedding_type"] = "absolute",
-            ["torch_dtype"] = "float32",
+            ["architectures"] = new JsonArray("BertModel"), ["model_type"] = "bert",
+            ["vocab_size"] = VocabSize, ["hidden_size"] = HiddenSize, ["num_hidden_layers"] = NumHiddenLayers,
+            ["num_attention_heads"] = NumAttentionHeads, ["intermediate_size"] = IntermediateSize, ["hidden_act"] = HiddenAct,
+            ["hidden_dropout_prob"] = HiddenDropoutProb, ["attention_probs_dropout_prob"] = AttentionProbsDropoutProb,
+            ["max_position_embeddings"] = MaxPositionEmbeddings, ["type_vocab_size"] = TypeVocabSize,
+            ["initializer_range"] = InitializerRange, ["layer_norm_eps"] = LayerNormEps, ["pad_token_id"] = PadTokenId,
+            ["position_embedding_type"] = "absolute", ["torch_dtype"] = "float32",
         };
-        FileUtil.WriteAllTextAtomic(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        FileUtil.WriteAllTextAtomic(path, json.ToJsonString(JsonFormatting.TwoSpaces) + "\n");
     }
 }

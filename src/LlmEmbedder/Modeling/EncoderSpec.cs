@@ -172,13 +172,8 @@ public sealed record EncoderSpec
 
 /// <summary>The flags of encode, eval, mine, export and serve that override a model's spec; null = not given.</summary>
 public sealed record EncoderSpecOverrides(
-    PoolingMethod? Pooling = null,
-    DenseMetric? Metric = null,
-    int? MaxLength = null,
-    InferenceDtype? Dtype = null,
-    string? Version = null,
-    string? InstructionFile = null,
-    TextEncoding? InstructionFileEncoding = null);
+    PoolingMethod? Pooling = null, DenseMetric? Metric = null, int? MaxLength = null, InferenceDtype? Dtype = null,
+    string? Version = null, string? InstructionFile = null, TextEncoding? InstructionFileEncoding = null);
 
 /// <summary>
 /// The instruction of each task (query and key prefixes) and the version and file they came from. Task

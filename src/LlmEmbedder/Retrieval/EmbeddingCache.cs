@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmEmbedder.Checkpoints;
@@ -91,8 +90,6 @@ public sealed record EmbeddingCacheKey(
 /// </summary>
 public sealed class EmbeddingCache
 {
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     public EmbeddingCache(string directory) => Directory = Path.GetFullPath(directory);
 
     /// <summary>The cache folder; entries live in its embeddings/ subfolder.</summary>
@@ -151,6 +148,6 @@ public sealed class EmbeddingCache
         var description = key.Describe();
         description["dimension"] = dimension;
         description["created_utc"] = DateTime.UtcNow.ToString("O", CultureInfo.InvariantCulture);
-        FileUtil.WriteAllTextAtomic(Path.ChangeExtension(path, ".json"), description.ToJsonString(Indented) + "\n");
+        FileUtil.WriteAllTextAtomic(Path.ChangeExtension(path, ".json"), description.ToJsonString(JsonFormatting.TwoSpaces) + "\n");
     }
 }

@@ -127,6 +127,10 @@ public static class ExactSearch
         }
     }
 
+    /// <summary>One score, computed exactly as <see cref="Search"/> computes every score (for rescoring another search's hits).</summary>
+    internal static float Dot(ReadOnlySpan<float> query, ReadOnlySpan<float> row) =>
+        Dot(ref MemoryMarshal.GetReference(query), 0, ref MemoryMarshal.GetReference(row), 0, query.Length);
+
     /// <summary>The reference sequence of operations for one score; <see cref="Dot4x4"/> repeats it for 16 pairs at once.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Dot(ref float queryBase, nuint query, ref float corpusBase, nuint row, int dimension)

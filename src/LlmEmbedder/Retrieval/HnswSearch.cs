@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 
 namespace LlmEmbedder.Retrieval;
 
@@ -20,9 +19,8 @@ public sealed record HnswOptions
 
 /// <summary>
 /// Approximate inner-product search over an HNSW graph (USearch, through its C API). The graph is built in
-/// parallel, queries are searched in parallel, and the hits' scores are recomputed exactly, so a row found by both
-/// this and <see cref="ExactSearch"/> gets the same score up to float rounding, and ties rank by
-/// <see cref="ScoreOrder"/>. A query may get fewer than min(k, N) hits when the graph does not reach them.
+/// parallel, queries are searched in parallel, and the hits' scores are recomputed by <see cref="ExactSearch"/>'s
+/// own dot product, so a row found by both gets the same score, and ties rank by <see cref="ScoreOrder"/>. A query may get fewer than min(k, N) hits when the graph does not reach them.
 /// </summary>
 public static partial class HnswSearch
 {
@@ -103,7 +101,7 @@ public sealed class HnswIndex : IDisposable
                 for (int i = 0; i < found; i++)
                 {
                     int row = checked((int)buffers.Keys[i]);
-                    hits[i] = (HnswSearch.Dot(query, corpus.AsSpan(row * dimension, dimension)), row);
+                    hits[i] = (ExactSearch.Dot(query, corpus.AsSpan(row * dimension, dimension)), row);
                 }
                 Array.Sort(hits, ScoreOrder.Compare);
                 indices[q] = hits.Select(h => h.Index).ToArray();
@@ -119,17 +117,6 @@ public sealed class HnswIndex : IDisposable
 
 public static partial class HnswSearch
 {
-    internal static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        var sum = Vector256<float>.Zero;
-        int d = 0;
-        for (; d <= a.Length - Vector256<float>.Count; d += Vector256<float>.Count)
-            sum = Vector256.FusedMultiplyAdd(Vector256.Create(a[d..]), Vector256.Create(b[d..]), sum);
-        float total = Vector256.Sum(sum);
-        for (; d < a.Length; d++) total = MathF.FusedMultiplyAdd(a[d], b[d], total);
-        return total;
-    }
-
     /// <summary>
     /// The few calls of USearch's C API (usearch.h) we need. The package's managed wrapper reserves capacity inside
     /// every Add, which makes concurrent inserts unsafe; reserving once up front makes them safe.

@@ -80,7 +80,7 @@ public sealed class KeyTemplate
                 case JsonValueKind.String: text.Append(field.GetString()); break;
                 case JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False: text.Append(field.GetRawText()); break;
                 case JsonValueKind.Null: break;
-                default: throw EmbedderException.AtLine(file, line, $"field '{value}' is {JsonlFile.Kind(field)}, not text (needed by key_template)");
+                default: throw EmbedderException.AtLine(file, line, $"field '{value}' is {JsonlFile.Describe(field)}, not text (needed by key_template)");
             }
         }
         return text.ToString();

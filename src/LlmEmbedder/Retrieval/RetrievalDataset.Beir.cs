@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using LlmEmbedder.Data;
 
 namespace LlmEmbedder.Retrieval;
@@ -36,29 +37,21 @@ public sealed partial record RetrievalDataset
         var corpusIds = new List<string>();
         var corpusTexts = new List<string>();
         var corpusIndexOfId = new Dictionary<string, int>(StringComparer.Ordinal);
-        var corpusLineOfId = new Dictionary<string, long>(StringComparer.Ordinal);
-        JsonlFile.ForEachObject(corpusPath, (line, row) =>
+        ForEachRowWithId(corpusPath, "row", encoding, (id, line, row) =>
         {
-            var id = RequiredId(row, corpusPath, line);
-            if (!corpusLineOfId.TryAdd(id, line))
-                throw EmbedderException.AtLine(corpusPath, line, $"_id '{id}' repeats the row at line {corpusLineOfId[id]}");
             corpusIndexOfId[id] = corpusIds.Count;
             corpusIds.Add(id);
             corpusTexts.Add(template.Render(row, corpusPath, line, optionalTitle));
-        }, encoding);
+        });
         if (corpusIds.Count == 0) throw new EmbedderException($"{corpusPath}: the corpus is empty (no rows)");
 
         var queryOrder = new List<string>();
         var queryText = new Dictionary<string, string>(StringComparer.Ordinal);
-        var queryLineOfId = new Dictionary<string, long>(StringComparer.Ordinal);
-        JsonlFile.ForEachObject(queriesPath, (line, row) =>
+        ForEachRowWithId(queriesPath, "query", encoding, (id, line, row) =>
         {
-            var id = RequiredId(row, queriesPath, line);
-            if (!queryLineOfId.TryAdd(id, line))
-                throw EmbedderException.AtLine(queriesPath, line, $"_id '{id}' repeats the query at line {queryLineOfId[id]}");
             queryOrder.Add(id);
             queryText[id] = JsonlFile.RequiredString(row, "text", queriesPath, line);
-        }, encoding);
+        });
 
         var relevantOfQuery = ReadQrels(qrelsPath, queryText, corpusIndexOfId, queriesPath, corpusPath, encoding);
         var queries = queryOrder
@@ -68,10 +61,23 @@ public sealed partial record RetrievalDataset
         return new RetrievalDataset(queries, corpusTexts, corpusIds);
     }
 
-    private static string RequiredId(System.Text.Json.JsonElement row, string path, long line) =>
-        row.TryGetProperty("_id", out var value)
-            ? JsonlFile.Identifier(value, "_id", path, line).Text
-            : throw EmbedderException.AtLine(path, line, "no \"_id\" field");
+    /// <summary>
+    /// Calls <paramref name="onRow"/> with the <c>_id</c>, line number and row of each row of a JSONL file; a missing
+    /// or repeated <c>_id</c> is an error at its line (<paramref name="rowName"/> says what a row is).
+    /// </summary>
+    private static void ForEachRowWithId(string path, string rowName, TextEncoding? encoding, Action<string, long, JsonElement> onRow)
+    {
+        var lineOfId = new Dictionary<string, long>(StringComparer.Ordinal);
+        JsonlFile.ForEachObject(path, (line, row) =>
+        {
+            var id = row.TryGetProperty("_id", out var value)
+                ? JsonlFile.Identifier(value, "_id", path, line).Text
+                : throw EmbedderException.AtLine(path, line, "no \"_id\" field");
+            if (!lineOfId.TryAdd(id, line))
+                throw EmbedderException.AtLine(path, line, $"_id '{id}' repeats the {rowName} at line {lineOfId[id]}");
+            onRow(id, line, row);
+        }, encoding);
+    }
 
     /// <returns>For each judged query id, its relevant corpus indices (distinct, in file order; empty when every score is 0).</returns>
     private static Dictionary<string, List<int>> ReadQrels(

@@ -51,7 +51,7 @@ public sealed partial record RetrievalDataset
     {
         if (!row.TryGetProperty("pos_index", out var posIndex) || posIndex.ValueKind == JsonValueKind.Null) return [];
         if (posIndex.ValueKind != JsonValueKind.Array)
-            throw EmbedderException.AtLine(path, line, $"\"pos_index\" must be a list of corpus row numbers, found {JsonlFile.Kind(posIndex)}");
+            throw EmbedderException.AtLine(path, line, $"\"pos_index\" must be a list of corpus row numbers, found {JsonlFile.Describe(posIndex)}");
         var relevant = new List<int>();
         foreach (var entry in posIndex.EnumerateArray())
         {
@@ -67,8 +67,6 @@ public sealed partial record RetrievalDataset
     private static string[]? ReadAnswers(JsonElement row, string path, long line)
     {
         if (!row.TryGetProperty("answers", out var answers) || answers.ValueKind == JsonValueKind.Null) return null;
-        if (answers.ValueKind != JsonValueKind.Array || answers.EnumerateArray().Any(a => a.ValueKind != JsonValueKind.String))
-            throw EmbedderException.AtLine(path, line, "\"answers\" must be a list of strings");
-        return answers.EnumerateArray().Select(a => a.GetString()!).ToArray();
+        return JsonlFile.StringList(answers, "answers", path, line);
     }
 }

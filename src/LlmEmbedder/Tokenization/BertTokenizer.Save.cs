@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -7,12 +6,6 @@ namespace LlmEmbedder.Tokenization;
 
 public sealed partial class BertTokenizer
 {
-    private static readonly JsonSerializerOptions WriteOptions = new()
-    {
-        WriteIndented = true,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // keep CJK readable, as transformers writes it
-    };
-
     /// <summary>
     /// Writes vocab.txt, tokenizer_config.json, special_tokens_map.json and tokenizer.json (the files of a
     /// transformers BertTokenizerFast save), each atomically. The folder is created if needed.
@@ -21,9 +14,9 @@ public sealed partial class BertTokenizer
     {
         Directory.CreateDirectory(directory);
         FileUtil.WriteAllTextAtomic(Path.Combine(directory, "vocab.txt"), VocabText());
-        FileUtil.WriteAllTextAtomic(Path.Combine(directory, "tokenizer_config.json"), TokenizerConfigJson().ToJsonString(WriteOptions));
-        FileUtil.WriteAllTextAtomic(Path.Combine(directory, "special_tokens_map.json"), SpecialTokensMapJson().ToJsonString(WriteOptions));
-        FileUtil.WriteAllTextAtomic(Path.Combine(directory, "tokenizer.json"), TokenizerJson().ToJsonString(WriteOptions));
+        FileUtil.WriteAllTextAtomic(Path.Combine(directory, "tokenizer_config.json"), TokenizerConfigJson().ToJsonString(JsonFormatting.TwoSpaces));
+        FileUtil.WriteAllTextAtomic(Path.Combine(directory, "special_tokens_map.json"), SpecialTokensMapJson().ToJsonString(JsonFormatting.TwoSpaces));
+        FileUtil.WriteAllTextAtomic(Path.Combine(directory, "tokenizer.json"), TokenizerJson().ToJsonString(JsonFormatting.TwoSpaces));
     }
 
     private string VocabText()

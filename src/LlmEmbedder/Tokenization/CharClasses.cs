@@ -15,15 +15,15 @@ internal static class CharClasses
     {
         None = 0,
         /// <summary>Cc, Cf, Co: removed by clean_text (tab, newline and carriage return excepted, they are whitespace).</summary>
-        Control = 1,
-        Whitespace = 2,
+        Control = 1 << 0,
+        Whitespace = 1 << 1,
         /// <summary>ASCII symbols and Unicode P*: each becomes a token of its own.</summary>
-        Punctuation = 4,
-        NonspacingMark = 8,
-        Chinese = 16,
-        HasDecomposition = 32,
+        Punctuation = 1 << 2,
+        NonspacingMark = 1 << 3,
+        Chinese = 1 << 4,
+        HasDecomposition = 1 << 5,
         /// <summary>Canonical combining class is not 0, so NFD may move it.</summary>
-        NonStarter = 64,
+        NonStarter = 1 << 6,
     }
 
     private const int HangulBase = 0xAC00, HangulCount = 11172, JamoLBase = 0x1100, JamoVBase = 0x1161, JamoTBase = 0x11A7;
@@ -113,45 +113,43 @@ internal static class CharClasses
         return flags;
     }
 
-    private static bool InRanges(ReadOnlySpan<int> pairs, int c)
+    private static bool InRanges(ReadOnlySpan<int> pairs, int c) => FindRange(pairs, 2, c) >= 0;
+
+    private static int RangeValue(ReadOnlySpan<int> triples, int c) => FindRange(triples, 3, c) is >= 0 and var i ? triples[i + 2] : 0;
+
+    /// <summary>
+    /// Binary search in a sorted table of records <paramref name="stride"/> numbers long, each starting with an
+    /// inclusive [first, last] range: where the record whose range holds c starts, or -1.
+    /// </summary>
+    private static int FindRange(ReadOnlySpan<int> table, int stride, int c)
     {
-        int low = 0, high = pairs.Length / 2 - 1;
+        int low = 0, high = table.Length / stride - 1;
         while (low <= high)
         {
             var mid = (low + high) >>> 1;
-            if (c < pairs[2 * mid]) high = mid - 1;
-            else if (c > pairs[2 * mid + 1]) low = mid + 1;
-            else return true;
+            var record = stride * mid;
+            if (c < table[record]) high = mid - 1;
+            else if (c > table[record + 1]) low = mid + 1;
+            else return record;
         }
-        return false;
+        return -1;
     }
 
-    private static int RangeValue(ReadOnlySpan<int> triples, int c)
+    /// <summary>Sets the flag on the BMP code points of the ranges of a table like <see cref="FindRange"/>'s.</summary>
+    private static void MarkRanges(CharFlags[] flags, ReadOnlySpan<int> table, int stride, CharFlags flag)
     {
-        int low = 0, high = triples.Length / 3 - 1;
-        while (low <= high)
-        {
-            var mid = (low + high) >>> 1;
-            if (c < triples[3 * mid]) high = mid - 1;
-            else if (c > triples[3 * mid + 1]) low = mid + 1;
-            else return triples[3 * mid + 2];
-        }
-        return 0;
-    }
-
-    private static void MarkRanges(CharFlags[] flags, ReadOnlySpan<int> pairs, CharFlags flag)
-    {
-        for (var i = 0; i < pairs.Length; i += 2)
-            for (var c = pairs[i]; c <= pairs[i + 1] && c < flags.Length; c++)
+        for (var i = 0; i < table.Length; i += stride)
+            for (var c = table[i]; c <= table[i + 1] && c < flags.Length; c++)
                 flags[c] |= flag;
     }
 
     private static CharFlags[] BuildBmpFlags()
     {
         var flags = new CharFlags[0x10000];
-        MarkRanges(flags, Unicode9Data.OtherRanges, CharFlags.Control);
-        MarkRanges(flags, Unicode9Data.PunctuationRanges, CharFlags.Punctuation);
-        MarkRanges(flags, Unicode9Data.NonspacingMarkRanges, CharFlags.NonspacingMark);
+        MarkRanges(flags, Unicode9Data.OtherRanges, 2, CharFlags.Control);
+        MarkRanges(flags, Unicode9Data.PunctuationRanges, 2, CharFlags.Punctuation);
+        MarkRanges(flags, Unicode9Data.NonspacingMarkRanges, 2, CharFlags.NonspacingMark);
+        MarkRanges(flags, Unicode9Data.CombiningClassRanges, 3, CharFlags.NonStarter);
         for (var c = 0; c < flags.Length; c++)
         {
             if (IsWhitespace(c)) flags[c] |= CharFlags.Whitespace;
@@ -165,10 +163,6 @@ internal static class CharClasses
         var decompositions = Unicode9Data.CanonicalDecompositions;
         for (var i = 0; i < decompositions.Length; i += decompositions[i + 1] + 2)
             if (decompositions[i] < 0x10000) flags[decompositions[i]] |= CharFlags.HasDecomposition;
-        var classes = Unicode9Data.CombiningClassRanges;
-        for (var i = 0; i < classes.Length; i += 3)
-            for (var c = classes[i]; c <= classes[i + 1] && c < 0x10000; c++)
-                flags[c] |= CharFlags.NonStarter;
         return flags;
     }
 

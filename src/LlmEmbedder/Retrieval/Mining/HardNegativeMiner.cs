@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmEmbedder.Data;
@@ -66,8 +65,6 @@ public sealed record MiningResult(int Rows, int PoolSize, int RangeEnd, int Rows
 /// </remarks>
 public static class HardNegativeMiner
 {
-    private static readonly JsonSerializerOptions Compact = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     public static MiningResult Run(
         CachingEncoder encoder, string inputFile, string? candidatePool, string outputFile, MiningOptions options,
         IProgress<EncodingProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -98,7 +95,7 @@ public static class HardNegativeMiner
                 var json = rows[r].Json.DeepClone().AsObject();
                 json["neg"] = new JsonArray(negatives[r].Select(text => (JsonNode?)JsonValue.Create(text)).ToArray());
                 if (json.Remove("teacher_scores")) teacherScoresDropped++;
-                writer.Write(json.ToJsonString(Compact));
+                writer.Write(json.ToJsonString(JsonFormatting.OneLine));
                 writer.Write('\n');
             }
         });

@@ -22,8 +22,8 @@ public static class MiningInput
             var query = JsonlFile.RequiredString(row, "query", path, line);
             if (!row.TryGetProperty("pos", out var pos))
                 throw EmbedderException.AtLine(path, line, "no \"pos\" field (a list of positive texts)");
-            var positives = Strings(pos, "pos", path, line);
-            var negatives = row.TryGetProperty("neg", out var neg) && neg.ValueKind != JsonValueKind.Null ? Strings(neg, "neg", path, line) : [];
+            var positives = JsonlFile.StringList(pos, "pos", path, line);
+            var negatives = row.TryGetProperty("neg", out var neg) && neg.ValueKind != JsonValueKind.Null ? JsonlFile.StringList(neg, "neg", path, line) : [];
             rows.Add(new MiningRow(line, JsonNode.Parse(row.GetRawText())!.AsObject(), query, positives, negatives));
         }, encoding);
         if (rows.Count == 0) throw new EmbedderException($"{path}: no rows (the file is empty)");
@@ -45,20 +45,5 @@ public static class MiningInput
                 ? "the candidate pool is empty: the input rows have no pos or neg texts (give --candidate_pool)"
                 : $"{poolPath}: the candidate pool is empty");
         return pool;
-    }
-
-    private static string[] Strings(JsonElement value, string name, string path, long line)
-    {
-        if (value.ValueKind != JsonValueKind.Array)
-            throw EmbedderException.AtLine(path, line, $"\"{name}\" must be a list of strings, found {JsonlFile.Kind(value)}");
-        var result = new string[value.GetArrayLength()];
-        int i = 0;
-        foreach (var item in value.EnumerateArray())
-        {
-            if (item.ValueKind != JsonValueKind.String)
-                throw EmbedderException.AtLine(path, line, $"\"{name}\"[{i}] must be a string, found {JsonlFile.Kind(item)}");
-            result[i++] = item.GetString()!;
-        }
-        return result;
     }
 }
