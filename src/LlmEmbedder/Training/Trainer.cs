@@ -155,7 +155,7 @@ public sealed class Trainer
             keyCompute?.MoveGradientsToMaster();
             processGroup.AllReduceMeanGradients(parameters.Select(p => p.parameter));
             if (processGroup.WorldSize > 1) stepLoss = processGroup.AllReduceMean(stepLoss);
-            double gradNorm = nn.utils.clip_grad_norm_(parameters.Select(p => p.parameter), trainArgs.MaxGradNorm);
+            double gradNorm = GradientClipping.ClipAndCheck(parameters.Select(p => p.parameter), trainArgs.MaxGradNorm, step);
             double learningRate = schedule.LearningRateAt(step - 1);
             foreach (var group in optimizer.ParamGroups) group.LearningRate = learningRate;
             optimizer.step();

@@ -1,0 +1,35 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LlmEmbedder.Training.Optimization;
+
+/// <summary>
+/// --max_grad_norm as the Hugging Face Trainer applies it: clip the total L2 norm of the gradients to it when it is
+/// &gt; 0, and leave them alone when it is &lt;= 0 (torch's clip_grad_norm_ with 0 would scale every gradient to
+/// zero, so nothing would train). Either way the norm is returned for the log.
+/// </summary>
+public static class GradientClipping
+{
+    /// <summary>
+    /// Clips (when <paramref name="maxNorm"/> &gt; 0) and returns the total norm before clipping. A norm that is NaN
+    /// or infinite means training has diverged; every later step would only spread it into the weights, so this is
+    /// an error naming the step.
+    /// </summary>
+    public static double ClipAndCheck(IEnumerable<Parameter> parameters, double maxNorm, int step)
+    {
+        var all = parameters.ToList();
+        double norm = maxNorm > 0 ? nn.utils.clip_grad_norm_(all, maxNorm) : TotalNorm(all);
+        if (!double.IsFinite(norm))
+            throw new EmbedderException($"step {step}: the gradient norm is {norm}, so training has diverged; " +
+                                        "try a lower --learning_rate or a higher --cos_temperature");
+        return norm;
+    }
+
+    /// <summary>The L2 norm of all gradients together, as clip_grad_norm_ computes it.</summary>
+    public static double TotalNorm(IEnumerable<Parameter> parameters)
+    {
+        using var scope = NewDisposeScope();
+        var norms = parameters.Where(p => p.grad is not null).Select(p => linalg.vector_norm(p.grad!.to(ScalarType.Float64))).ToArray();
+        return norms.Length == 0 ? 0 : stack(norms).norm().item<double>();
+    }
+}
