@@ -17,6 +17,7 @@ public sealed record MiningOptions
     public int RangeEnd { get; init; } = 210;
 
     /// <summary>Negatives per row (--negative_number).</summary>
+    [ArgumentRange(1)]
     public int NegativeNumber { get; init; } = 15;
 
     public long Seed { get; init; } = 42;
@@ -72,6 +73,10 @@ public static class HardNegativeMiner
         Validate(options);
         var rows = MiningInput.ReadRows(inputFile, options.Encoding);
         var pool = MiningInput.ReadPool(candidatePool, rows, options.Encoding);
+        // Past the pool's end the range holds no hit at all, and every negative would be a random top-up.
+        if (options.RangeStart >= pool.Count)
+            throw new EmbedderException($"--range_for_sampling {options.RangeStart}-{options.RangeEnd} starts at position {options.RangeStart}, " +
+                                        $"but the candidate pool has only {pool.Count} texts; choose a start below {pool.Count}");
 
         var poolEmbeddings = encoder.Encode(pool, EmbeddingRole.Key, options.Instruction?.Key ?? "", null, options.BatchSize, "pool", progress);
         var queryEmbeddings = encoder.Encode(rows.Select(r => r.Query).ToArray(), EmbeddingRole.Query, options.Instruction?.Query ?? "", null, options.BatchSize, "queries", progress);
@@ -166,6 +171,6 @@ public static class HardNegativeMiner
     {
         if (options.RangeStart < 0 || options.RangeEnd <= options.RangeStart)
             throw new EmbedderException($"range_for_sampling {options.RangeStart}-{options.RangeEnd}: expected 0 <= start < end");
-        if (options.NegativeNumber < 0) throw new EmbedderException($"negative_number must not be negative, got {options.NegativeNumber}");
+        ArgumentRanges.Validate(options);
     }
 }
