@@ -10,7 +10,9 @@ internal static class TokenizeCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "Model folder or hub id (only its tokenizer files are used)", Required = true };
-        var maxLength = new Option<int?>("--max_length") { Description = "Truncate to this many tokens (counting [CLS] and [SEP]); none by default" };
+        // Room for [CLS] and [SEP]; no upper limit, as tokenize reads no model config.
+        var maxLength = new Option<int?>("--max_length") { Description = "Truncate to this many tokens (counting [CLS] and [SEP]); none by default" }
+            .WithRange(new ArgumentRangeAttribute(2));
         var command = new Command("tokenize", "Tokenize stdin lines to JSON arrays of token ids") { model, maxLength };
         var encoding = new TextEncodingOption();
         encoding.AddTo(command);
@@ -18,7 +20,6 @@ internal static class TokenizeCommand
         {
             var tokenizer = BertTokenizer.FromDirectory(ModelArgument.Resolve(parsed.GetRequiredValue(model)));
             int limit = parsed.GetValue(maxLength) ?? int.MaxValue;
-            if (limit < 2) throw new EmbedderException($"--max_length must be at least 2 (room for [CLS] and [SEP]), got {limit}");
             using var stdin = Console.OpenStandardInput();
             // Every line is decoded before the first is written, so bad input gives the error alone.
             var lines = TextFile.ReadLines(stdin, TextFile.StdinName, encoding.Get(parsed)).ToList();
