@@ -54,7 +54,9 @@ public sealed record TrainingArguments
     [Description("Weight of the contrastive loss")] [ArgumentRange(0)] public double ContrastiveWeight { get; init; } = 0.2;
     [Description("Weight of the distillation loss")] [ArgumentRange(0)] public double DistillWeight { get; init; } = 1.0;
     [Description("Ranking (stable) distillation")] public bool StableDistill { get; init; }
-    [Description("Keys per query: 1 positive + (G-1) negatives")] [ArgumentRange(2)] public int TrainGroupSize { get; init; } = 8;
+    // Every row's group is built when the data is loaded (negatives repeated up to G-1), so an absurd G would exhaust
+    // memory before the first step; 1024 is far above any recipe (run_dense's use 8 to 15).
+    [Description("Keys per query: 1 positive + (G-1) negatives")] [ArgumentRange(2, 1024)] public int TrainGroupSize { get; init; } = 8;
     [Description("first | random | teacher | teacher-pos")] public string SelectPositive { get; init; } = "first";
     [Description("random | first | teacher- | teacher+")] public string SelectNegative { get; init; } = "random";
     [Description("Keep at most this many rows per file")] [ArgumentRange(1)] public int? MaxSampleNum { get; init; }
