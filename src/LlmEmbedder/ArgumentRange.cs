@@ -56,6 +56,10 @@ public static class ArgumentRanges
         (typeof(T).GetProperty(propertyName) ?? throw new ArgumentException($"{typeof(T).Name} has no property {propertyName}", nameof(propertyName)))
         .GetCustomAttribute<ArgumentRangeAttribute>();
 
+    /// <summary>The declared range of <typeparamref name="T"/>'s property whose flag is <paramref name="flagName"/> (snake_case, no dashes).</summary>
+    public static ArgumentRangeAttribute? OfFlag<T>(string flagName) =>
+        typeof(T).GetProperties().SingleOrDefault(p => RunArguments.FlagName(p.Name) == flagName)?.GetCustomAttribute<ArgumentRangeAttribute>();
+
     /// <summary>
     /// What is wrong with <paramref name="value"/> ("must be &gt; 0, got -1"), or null when it is fine. A double
     /// is taken as the float32 it becomes in training: NaN, infinities and magnitudes beyond float32 are never a
