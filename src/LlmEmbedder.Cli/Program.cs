@@ -1,4 +1,3 @@
-using System.CommandLine;
 using LlmEmbedder.Cli.Commands;
 
 // Piped output (logs, CI) should not wrap at 80 columns. mpirun hands its ranks an 80-column pseudo-terminal even
@@ -16,16 +15,7 @@ if (DistributedLaunch.LaunchedByMpirun)
     Spectre.Console.AnsiConsole.Profile.Width = 240;
 }
 
-var root = new RootCommand("LlmEmbedder.NET: fine-tune, evaluate, convert and serve BERT text-embedding models (LLM-Embedder / BGE recipe).")
-{
-    EncodeCommand.Create(),
-    TokenizeCommand.Create(),
-    TrainCommand.Create(),
-    EvalCommand.Create(),
-    MineCommand.Create(),
-    ExportCommand.Create(),
-    CollectivesCheckCommand.Create(),
-};
+var root = LlmEmbedderCommand.Create();
 var parsed = root.Parse(args);
 // Under mpirun every rank parses the same arguments: one copy of a usage error is enough.
 if (DistributedLaunch.LaunchRank != 0 && parsed.Errors.Count > 0) return CommandRunner.UserError;

@@ -15,8 +15,9 @@ internal static class CommandRunner
     {
         if (parsed.Errors.Count > 0)
         {
-            foreach (var error in parsed.Errors) Console.Error.WriteLine($"llm-embedder: {error.Message}");
-            Console.Error.WriteLine("(run with --help for usage)");
+            var command = parsed.CommandResult.Command;
+            var help = command is RootCommand ? "llm-embedder --help" : $"llm-embedder {command.Name} --help";
+            Console.Error.WriteLine($"llm-embedder: error: {string.Join("; ", parsed.Errors.Select(Describe).Distinct())} (see {help})");
             return UserError;
         }
         try
@@ -40,6 +41,22 @@ internal static class CommandRunner
             Console.Error.WriteLine(e);
             return InternalError;
         }
+    }
+
+    /// <summary>
+    /// A parse error on one line, naming its flag: System.CommandLine lists choices on lines of their own and does not
+    /// always say which option a bad value was for ("Argument 'x' not recognized").
+    /// </summary>
+    private static string Describe(System.CommandLine.Parsing.ParseError error)
+    {
+        var message = string.Join(" ", error.Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+        var option = error.SymbolResult switch
+        {
+            System.CommandLine.Parsing.OptionResult result => result.Option,
+            System.CommandLine.Parsing.ArgumentResult { Parent: System.CommandLine.Parsing.OptionResult result } => result.Option,
+            _ => null,
+        };
+        return option is null || message.Contains(option.Name, StringComparison.Ordinal) ? message : $"{option.Name}: {message}";
     }
 
     private static Exception Unwrap(Exception e) =>

@@ -3,6 +3,7 @@ using LlmEmbedder.Checkpoints;
 using LlmEmbedder.Data;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
+using LlmEmbedder.Training;
 
 namespace LlmEmbedder.Cli.Commands;
 
@@ -37,8 +38,9 @@ internal sealed class EncoderOptions
         maxLength = new Option<int?>("--max_length")
         {
             Description = "Truncate to this many tokens (default: the model's query and key max lengths, else 512)",
-        };
-        batchSize = new Option<int>("--batch_size") { Description = "Texts per forward pass", DefaultValueFactory = _ => defaultBatchSize };
+        }.WithRange(ArgumentRanges.Of<ModelArguments>(nameof(ModelArguments.QueryMaxLength)));
+        batchSize = new Option<int>("--batch_size") { Description = "Texts per forward pass", DefaultValueFactory = _ => defaultBatchSize }
+            .WithRange(ArgumentRanges.Of<ModelArguments>(nameof(ModelArguments.BatchSize)));
         task = new Option<string?>("--task") { Description = taskDescription };
     }
 
@@ -71,7 +73,7 @@ internal sealed class EncoderOptions
     public EncoderRequest Request(ParseResult parsed, string modelArgument)
     {
         var model = ModelFolder.Open(ModelArgument.Resolve(modelArgument));
-        var spec = model.Spec.Override(Overrides(parsed, Encoding(parsed)), out var changes);
+        var spec = model.Override(Overrides(parsed, Encoding(parsed)), out var changes);
         return new EncoderRequest(model, spec, changes);
     }
 

@@ -3,6 +3,8 @@ using System.Text.Json;
 using LlmEmbedder.Data;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
+using LlmEmbedder.Training;
+using Spectre.Console;
 
 namespace LlmEmbedder.Cli.Commands;
 
@@ -36,8 +38,9 @@ internal static class EvalCommand
         var cutoffs = new Option<int[]>("--cutoffs")
         {
             Description = "Metric cutoffs", DefaultValueFactory = _ => [.. RetrievalMetrics.DefaultCutoffs], AllowMultipleArgumentsPerToken = true,
-        };
-        var hits = new Option<int>("--hits") { Description = "Corpus rows retrieved per query", DefaultValueFactory = _ => RetrievalEvaluation.DefaultHits };
+        }.WithRange(ArgumentRanges.Of<ModelArguments>(nameof(ModelArguments.Cutoffs)));
+        var hits = new Option<int>("--hits") { Description = "Corpus rows retrieved per query; at least the largest cutoff", DefaultValueFactory = _ => RetrievalEvaluation.DefaultHits }
+            .WithRange(ArgumentRanges.Of<ModelArguments>(nameof(ModelArguments.Hits)));
         var index = new Option<string>("--index") { Description = "exact (brute force) or hnsw (approximate, USearch)", DefaultValueFactory = _ => "exact" };
         index.AcceptOnlyFromAmong([.. VectorSearch.Names]);
         var encoderOptions = new EncoderOptions(defaultBatchSize: 256, "Instruction task; default: the eval file's first row's \"task\", else the model's only task");
@@ -56,6 +59,8 @@ internal static class EvalCommand
             outputDir, compare, chart, cacheDir, noCache,
         };
         encoderOptions.AddTo(command);
+        command.AddRule([hits, cutoffs], result => RetrievalEvaluation.CheckHits(
+            result.ValueOr(hits, RetrievalEvaluation.DefaultHits), result.ValueOr(cutoffs, [.. RetrievalMetrics.DefaultCutoffs])));
         command.SetAction(parsed =>
         {
             // Where the results go is checked first: a wrong path should not cost an encoded corpus.

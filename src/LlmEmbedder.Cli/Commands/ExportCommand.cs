@@ -1,6 +1,7 @@
 using System.CommandLine;
 using LlmEmbedder.Checkpoints.Export;
 using LlmEmbedder.Modeling;
+using LlmEmbedder.Training;
 
 namespace LlmEmbedder.Cli.Commands;
 
@@ -22,7 +23,8 @@ internal static class ExportCommand
         var version = new Option<string?>("--version") { Description = "Instruction version for the prompts; default: the model's" };
         var task = new Option<string?>("--task") { Description = "The task whose instruction becomes the \"query\"/\"document\" prompts; default: the model's only task" };
         var instructionFile = new Option<string?>("--instruction_file") { Description = "JSON file adding instruction versions" };
-        var maxSeqLength = new Option<int?>("--max_seq_length") { Description = "sentence_bert_config.json max_seq_length; default: the model's larger max length" };
+        var maxSeqLength = new Option<int?>("--max_seq_length") { Description = "sentence_bert_config.json max_seq_length; default: the model's larger max length" }
+            .WithRange(ArgumentRanges.Of<ModelArguments>(nameof(ModelArguments.QueryMaxLength)));
         var metricsFile = new Option<string?>("--metrics_file") { Description = "metrics.json (from eval --output_dir) to put in the model card" };
 
         var command = new Command("export", "Package an encoder as a hub-ready sentence-transformers folder (Transformer → Pooling → [Dense] → [Normalize], prompts, model card)")

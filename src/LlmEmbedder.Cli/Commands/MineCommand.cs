@@ -10,6 +10,8 @@ namespace LlmEmbedder.Cli.Commands;
 /// <summary>mine: hard negatives for training JSONL (FlagEmbedding's hn_mine flags).</summary>
 internal static class MineCommand
 {
+    private const string DefaultRange = "10-210";
+
     public static Command Create()
     {
         var inputFile = new Option<string>("--input_file") { Description = "Training JSONL: {query, pos: [...], neg?: [...], ...}", Required = true };
@@ -20,10 +22,12 @@ internal static class MineCommand
         };
         var range = new Option<string>("--range_for_sampling")
         {
-            Description = "Sample from hits at 0-based positions start..end-1 (10-210: ranks 11 to 210)", DefaultValueFactory = _ => "10-210",
+            Description = "Sample from hits at 0-based positions start..end-1 (10-210: ranks 11 to 210) (range: 0 <= start < end, start below the pool size)", DefaultValueFactory = _ => DefaultRange,
         };
-        var negativeNumber = new Option<int>("--negative_number") { Description = "Negatives per row", DefaultValueFactory = _ => 15 };
-        var seed = new Option<long>("--seed") { Description = "Random seed (same seed and inputs: same output)", DefaultValueFactory = _ => 42 };
+        var negativeNumber = new Option<int>("--negative_number") { Description = "Negatives per row", DefaultValueFactory = _ => 15 }
+            .WithRange(ArgumentRanges.Of<MiningOptions>(nameof(MiningOptions.NegativeNumber)));
+        var seed = new Option<long>("--seed") { Description = "Random seed (same seed and inputs: same output)", DefaultValueFactory = _ => 42 }
+            .WithRange(null);   // any long; still parsed with a clear message
         var index = new Option<string>("--index") { Description = "exact (brute force) or hnsw (approximate, USearch)", DefaultValueFactory = _ => "exact" };
         index.AcceptOnlyFromAmong([.. VectorSearch.Names]);
         var encoderOptions = new EncoderOptions(defaultBatchSize: 256);
@@ -35,6 +39,7 @@ internal static class MineCommand
             encoderOptions.Model, inputFile, outputFile, candidatePool, range, negativeNumber, seed, index,
             cacheDir, noCache,
         };
+        command.AddRule([range], result => MiningOptions.ParseRange(result.ValueOr(range, DefaultRange)));
         encoderOptions.AddTo(command);
         command.SetAction(parsed =>
         {

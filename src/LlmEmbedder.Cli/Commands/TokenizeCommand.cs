@@ -11,7 +11,9 @@ internal static class TokenizeCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = ModelArgument.Description + " (only its tokenizer files are used)", Required = true };
-        var maxLength = new Option<int?>("--max_length") { Description = "Truncate to this many tokens (counting [CLS] and [SEP]); none by default" };
+        // Room for [CLS] and [SEP]; no upper limit, as tokenize reads no model config.
+        var maxLength = new Option<int?>("--max_length") { Description = "Truncate to this many tokens (counting [CLS] and [SEP]); none by default" }
+            .WithRange(new ArgumentRangeAttribute(2));
         var command = new Command("tokenize", "Tokenize stdin lines to JSON arrays of token ids") { model, maxLength };
         var encoding = new TextEncodingOption();
         encoding.AddTo(command);
@@ -22,7 +24,6 @@ internal static class TokenizeCommand
             bool hasTokenizer = File.Exists(Path.Combine(dir, "vocab.txt")) || File.Exists(Path.Combine(dir, "tokenizer.json"));
             var tokenizer = BertTokenizer.FromDirectory(hasTokenizer ? dir : ModelFolder.Open(dir).QueryEncoderDir);
             int limit = parsed.GetValue(maxLength) ?? int.MaxValue;
-            if (limit < 2) throw new EmbedderException($"--max_length must be at least 2 (room for [CLS] and [SEP]), got {limit}");
             using var stdin = Console.OpenStandardInput();
             // Every line is decoded before the first is written, so bad input gives the error alone.
             var lines = TextFile.ReadLines(stdin, TextFile.StdinName, encoding.Get(parsed)).ToList();

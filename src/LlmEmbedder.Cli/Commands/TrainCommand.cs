@@ -10,8 +10,8 @@ internal static class TrainCommand
     public static Command Create()
     {
         var command = new Command("train", "Fine-tune an embedding model (the LLM-Embedder run_dense recipe). No flags: the embedded default on samples/.");
-        var modelBinder = new ArgumentsBinder<ModelArguments>(command);
-        var trainingBinder = new ArgumentsBinder<TrainingArguments>(command);
+        var modelBinder = new ArgumentsBinder<ModelArguments>(command, args => args.Validate());
+        var trainingBinder = new ArgumentsBinder<TrainingArguments>(command, args => args.Validate());
         command.SetAction(parsed => DistributedLaunch.Run(processGroup =>
         {
             bool embeddedDefault = parsed.Tokens.All(t => t.Type == System.CommandLine.Parsing.TokenType.Command);

@@ -52,6 +52,18 @@ public sealed record ModelFolder(string QueryEncoderDir, string KeyEncoderDir, E
     }
 
     /// <summary>
+    /// The folder's spec after a command's flags (<see cref="EncoderSpec.Override"/>), with max lengths every encoder
+    /// of the folder can take: checked from config.json, before any weights are loaded or output is written.
+    /// </summary>
+    public EncoderSpec Override(EncoderSpecOverrides flags, out IReadOnlyList<string> changes)
+    {
+        var spec = Spec.Override(flags, out changes);
+        foreach (var dir in new[] { QueryEncoderDir, KeyEncoderDir }.Distinct())
+            spec.ValidatedFor(BertConfig.Load(Path.Combine(dir, "config.json")));
+        return spec;
+    }
+
+    /// <summary>
     /// The spec of an encoder folder: its encoder_spec.json; else what its sentence-transformers files say; else the
     /// args.json of the training run that wrote it (in the folder or beside it: a run of an earlier version of ours,
     /// or run_dense.py's); else <see cref="EncoderSpec.Default"/>. In the last two, a dense_pooler.bin in the folder is

@@ -228,12 +228,12 @@ internal static class InstructionFile
                     MaxSampleNum = value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var n) && n > 0 ? n
                         : throw new EmbedderException($"{at}: expected a positive integer"),
                 },
-                "teacher_scores_margin" => overrides with { TeacherScoresMargin = Number(at, value) },
-                "teacher_scores_min" => overrides with { TeacherScoresMin = Number(at, value) },
-                "contrastive_weight" => overrides with { ContrastiveWeight = Number(at, value) },
-                "distill_weight" => overrides with { DistillWeight = Number(at, value) },
-                "teacher_temperature" => overrides with { TeacherTemperature = Number(at, value) },
-                "student_temperature" => overrides with { StudentTemperature = Number(at, value) },
+                "teacher_scores_margin" => overrides with { TeacherScoresMargin = Number(at, value, field.Name) },
+                "teacher_scores_min" => overrides with { TeacherScoresMin = Number(at, value, field.Name) },
+                "contrastive_weight" => overrides with { ContrastiveWeight = Number(at, value, field.Name) },
+                "distill_weight" => overrides with { DistillWeight = Number(at, value, field.Name) },
+                "teacher_temperature" => overrides with { TeacherTemperature = Number(at, value, field.Name) },
+                "student_temperature" => overrides with { StudentTemperature = Number(at, value, field.Name) },
                 "stable_distill" => overrides with
                 {
                     StableDistill = value.ValueKind switch
@@ -258,10 +258,15 @@ internal static class InstructionFile
     private static string String(string at, JsonElement value) =>
         value.ValueKind == JsonValueKind.String ? value.GetString()! : throw new EmbedderException($"{at}: expected a string");
 
-    private static double Number(string at, JsonElement value) =>
-        value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out var number) && double.IsFinite(number)
-            ? number
-            : throw new EmbedderException($"{at}: expected a number");
+    /// <summary>A number within the range of the flag of the same name, which it overrides for one task.</summary>
+    private static double Number(string at, JsonElement value, string flag)
+    {
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out var number) || !double.IsFinite(number))
+            throw new EmbedderException($"{at}: expected a number");
+        if (ArgumentRanges.Problem(number, ArgumentRanges.OfFlag<Training.TrainingArguments>(flag), isInteger: false) is { } problem)
+            throw new EmbedderException($"{at}: {problem}");
+        return number;
+    }
 
     private static string FirstSentence(string message)
     {

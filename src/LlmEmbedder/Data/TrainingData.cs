@@ -182,6 +182,9 @@ public sealed class TrainingData
         }
         if (rowsRead == 0)
             throw TrainingJsonl.NoRows(file, skipped, firstSkipped);
+        // Found now, before a model is loaded or output_dir is written, rather than at the first step.
+        if (Training.Losses.RetrievalLoss.NoActiveLoss(config.ContrastiveWeight, config.DistillWeight, hasTeacherScores) is { } noLoss)
+            throw new EmbedderException($"{file}: task {task}: {noLoss}");
 
         groups.AddRange(kept);
         return new TrainingDataset(name, file, task!, config, instruction, offset, kept.Count, hasTeacherScores,

@@ -19,8 +19,7 @@ public sealed record EvaluationSettings(
     /// <summary>Rejects settings that could only fail after encoding: unknown metrics, bad cutoffs, too few hits.</summary>
     public void Validate()
     {
-        if (Cutoffs.Count > 0 && Hits < Cutoffs.Max())
-            throw new EmbedderException($"hits ({Hits}) is smaller than the largest cutoff ({Cutoffs.Max()}); retrieve at least as many rows as the deepest metric looks at");
+        RetrievalEvaluation.CheckHits(Hits, Cutoffs);
         if (BatchSize < 1) throw new EmbedderException($"batch size must be positive, got {BatchSize}");
         RetrievalMetrics.Compute([[0]], [[0]], Metrics, Cutoffs);
     }

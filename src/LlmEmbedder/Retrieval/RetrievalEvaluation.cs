@@ -12,6 +12,13 @@ public static class RetrievalEvaluation
     /// <summary>The reference's <c>--hits</c>: how many corpus rows are retrieved per query.</summary>
     public const int DefaultHits = 200;
 
+    /// <summary>Fewer hits than the largest cutoff would compute the deeper metrics on a truncated list without notice.</summary>
+    public static void CheckHits(int hits, IReadOnlyList<int> cutoffs)
+    {
+        if (cutoffs.Count > 0 && hits < cutoffs.Max())
+            throw new EmbedderException($"hits ({hits}) is smaller than the largest cutoff ({cutoffs.Max()}); retrieve at least as many rows as the deepest metric looks at");
+    }
+
     /// <param name="queryEmbeddings">[dataset.Queries.Count, dimension] row-major, in query order.</param>
     /// <param name="corpusEmbeddings">[dataset.CorpusTexts.Count, dimension] row-major, in corpus order.</param>
     /// <param name="hits">Rows retrieved per query; at least the largest cutoff, else the deeper metrics would be
@@ -22,8 +29,7 @@ public static class RetrievalEvaluation
         ExactSearchOptions? options = null, CancellationToken cancellationToken = default)
     {
         cutoffs ??= RetrievalMetrics.DefaultCutoffs;
-        if (cutoffs.Count > 0 && hits < cutoffs.Max())
-            throw new EmbedderException($"hits ({hits}) is smaller than the largest cutoff ({cutoffs.Max()}); retrieve at least as many rows as the deepest metric looks at");
+        CheckHits(hits, cutoffs);
         if (queryEmbeddings.Length != (long)dataset.Queries.Count * dimension)
             throw new ArgumentException($"{queryEmbeddings.Length} query values are not {dataset.Queries.Count} queries x {dimension}", nameof(queryEmbeddings));
         if (corpusEmbeddings.Length != (long)dataset.CorpusTexts.Count * dimension)

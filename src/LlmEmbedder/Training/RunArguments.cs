@@ -29,6 +29,13 @@ public sealed record RunArguments(ModelArguments Model, TrainingArguments Traini
         ["training_args"] = JsonSerializer.SerializeToNode(Training, SnakeCase),
     }.ToJsonString(SnakeCase) + "\n";
 
+    /// <summary>Every flag within its declared range (<see cref="ArgumentRangeAttribute"/>) and the rules between flags.</summary>
+    public void Validate()
+    {
+        Model.Validate();
+        Training.Validate();
+    }
+
     public void Save(string path) => FileUtil.WriteAllTextAtomic(path, ToJson());
 
     /// <summary>Null when the file does not exist.</summary>

@@ -247,10 +247,7 @@ public sealed class Trainer
 
     private void ValidateArguments()
     {
-        if (trainArgs.TrainGroupSize < 2) throw new EmbedderException($"--train_group_size must be at least 2 (1 positive + negatives), got {trainArgs.TrainGroupSize}");
-        if (trainArgs.PerDeviceTrainBatchSize < 1) throw new EmbedderException("--per_device_train_batch_size must be positive");
-        if (trainArgs.GradientAccumulationSteps < 1) throw new EmbedderException("--gradient_accumulation_steps must be positive");
-        if (trainArgs.MaxSteps <= 0 && trainArgs.NumTrainEpochs <= 0) throw new EmbedderException("--num_train_epochs must be positive (or set --max_steps)");
+        new RunArguments(modelArgs, trainArgs).Validate();
         if (modelArgs.TrainData.Length == 0) throw new EmbedderException("--train_data: no training files given");
         if (trainArgs.ReportTo is not ("none" or "tensorboard")) throw new EmbedderException($"--report_to '{trainArgs.ReportTo}': expected none or tensorboard");
         if (trainArgs.Device != "cpu") throw new EmbedderException($"--device '{trainArgs.Device}': only cpu is available in this build (TorchSharp-cpu)");

@@ -78,7 +78,7 @@ public sealed class TrainingStep : IDisposable
         backward += clock.Elapsed;
         clock.Restart();
 
-        double gradNorm = nn.utils.clip_grad_norm_(parameters, options.MaxGradNorm);
+        double gradNorm = GradientClipping.Clip(parameters, options.MaxGradNorm);
         // Every rank holds the same mean loss and gradients, so all of them stop here alike, before the update.
         string? notFinite = !double.IsFinite(loss) ? $"the loss is not finite ({Format(loss)})"
             : !double.IsFinite(gradNorm) ? $"the gradient norm is not finite ({Format(gradNorm)})"

@@ -12,6 +12,7 @@ internal static class CliProcess
     }
 
     /// <param name="stdinBytes">Raw bytes for stdin (for input in other encodings), instead of <paramref name="stdin"/>.</param>
+    /// <param name="workingDirectory">Where relative paths (and defaults such as data/outputs/) land; null: the test's own.</param>
     public static Result Run(IEnumerable<string> args, string? stdin = null, IReadOnlyDictionary<string, string>? environment = null,
         byte[]? stdinBytes = null, string? workingDirectory = null)
     {

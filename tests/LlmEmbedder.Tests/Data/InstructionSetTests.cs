@@ -117,6 +117,8 @@ public sealed class InstructionSetTests : IDisposable
     [InlineData("""{"v": {"instruction": {"icl": {}}, "training": {"icl": {"stable_distill": "yes"}}}}""", "v.training.icl.stable_distill: expected true or false")]
     [InlineData("""{"v": {"instruction": {"icl": {}}, "training": {"icl": {"max_sample_num": 2.5}}}}""", "v.training.icl.max_sample_num: expected a positive integer")]
     [InlineData("""{"v": {"instruction": {"icl": {}}, "training": {"icl": {"distill_weight": "1"}}}}""", "v.training.icl.distill_weight: expected a number")]
+    [InlineData("""{"v": {"instruction": {"icl": {}}, "training": {"icl": {"teacher_temperature": 0}}}}""", "v.training.icl.teacher_temperature: must be > 0, got 0")]
+    [InlineData("""{"v": {"instruction": {"icl": {}}, "training": {"icl": {"contrastive_weight": -1}}}}""", "v.training.icl.contrastive_weight: must be >= 0, got -1")]
     [InlineData("""["v"]""", "expected a JSON object of versions, like {\"zh_llm_embedder\": {\"instruction\": {...}}}")]
     [InlineData("""{}""", "no versions defined")]
     public void BadInstructionFileNamesTheFieldAtFault(string json, string expected)

@@ -93,7 +93,8 @@ public sealed class TrainingDataTests : IDisposable
             {"zh_llm_embedder": {"instruction": {"icl": {"query": "为这个句子生成表示以用于检索相关文章: ", "key": ""}},
                                  "training": {"icl": {"select_positive": "random", "contrastive_weight": 0, "stable_distill": true}}}}
             """);
-        var file = Write("icl/train.jsonl", Rows("icl", 2));
+        // With teacher scores: the table turns the contrastive loss off, so distillation is what trains.
+        var file = Write("icl/train.jsonl", Rows("icl", 2, withScores: true));
         var data = TrainingData.Load(new TrainingDataOptions([file], Version: "zh_llm_embedder", InstructionFile: instructions, UseTrainConfig: true));
         Assert.Equal(new TaskTrainingConfig(PositiveSelection.Random, ContrastiveWeight: 0, StableDistill: true), data.Datasets[0].Config);
         Assert.StartsWith("为这个句子生成表示以用于检索相关文章: query", data.Groups[0].Query);

@@ -123,7 +123,7 @@ public sealed class HardNegativeMinerPropertiesTests
         int poolSize = random.Next(5, 80);
         var pool = Enumerable.Range(0, poolSize).Select(i => $"text {i}").ToArray();
         int start = random.Next(0, 10), end = start + random.Next(1, 40);
-        var options = new MiningOptions { RangeStart = start, RangeEnd = end, NegativeNumber = random.Next(0, 20), Seed = random.Next() };
+        var options = new MiningOptions { RangeStart = start, RangeEnd = end, NegativeNumber = random.Next(1, 20), Seed = random.Next() };
         var rows = new List<MiningRow>();
         var indices = new List<int[]>();
         for (int r = 0; r < random.Next(1, 6); r++)

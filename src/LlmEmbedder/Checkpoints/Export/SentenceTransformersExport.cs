@@ -61,7 +61,7 @@ public static class SentenceTransformersExport
                 $"a sentence-transformers model has one encoder, so export one of them (--encoder {model.QueryEncoderDir})");
         var encoderDir = Path.GetFullPath(model.QueryEncoderDir);
         var config = BertConfig.Load(Path.Combine(encoderDir, "config.json"));
-        var spec = model.Spec.Override(options.Overrides, out var overridden).ValidatedFor(config);
+        var spec = model.Override(options.Overrides, out var overridden);
         var prompts = options.Task is not null || spec.Instructions.Tasks.Count == 1 ? spec.Instructions.For(options.Task) : null;
         Tokenization.BertTokenizer.FromDirectory(encoderDir); // fails early, with its own message, on a broken tokenizer
         var run = RunArguments.TryRead(Path.Combine(encoderDir, RunArguments.FileName))

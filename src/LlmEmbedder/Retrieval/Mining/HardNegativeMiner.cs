@@ -16,6 +16,7 @@ public sealed record MiningOptions
     public int RangeEnd { get; init; } = 210;
 
     /// <summary>Negatives per row (--negative_number).</summary>
+    [ArgumentRange(1)]
     public int NegativeNumber { get; init; } = 15;
 
     public long Seed { get; init; } = 42;
@@ -173,6 +174,6 @@ public static class HardNegativeMiner
     {
         if (options.RangeStart < 0 || options.RangeEnd <= options.RangeStart)
             throw new EmbedderException($"range_for_sampling {options.RangeStart}-{options.RangeEnd}: expected 0 <= start < end");
-        if (options.NegativeNumber < 0) throw new EmbedderException($"negative_number must not be negative, got {options.NegativeNumber}");
+        ArgumentRanges.Validate(options);
     }
 }

@@ -29,6 +29,13 @@ public sealed class RetrievalLoss
 
     public RetrievalLossOptions Options { get; }
 
+    /// <summary>Why no loss term would be active with these weights, or null when one is; training data checks it before the first step.</summary>
+    public static string? NoActiveLoss(double contrastiveWeight, double distillWeight, bool hasTeacherScores) =>
+        contrastiveWeight > 0 || (hasTeacherScores && distillWeight > 0)
+            ? null
+            : $"no training loss is active: contrastive_weight is {contrastiveWeight} (must be > 0 for the contrastive loss) and "
+              + (hasTeacherScores ? $"distill_weight is {distillWeight} (must be > 0 for distillation)" : "there are no teacher_scores (needed for distillation)");
+
     /// <summary>
     /// The scalar loss of one batch: local queries [B, D], keys [B·G, D], teacher scores [B, G] or null,
     /// and, with several processes and negative_cross_device, the gathered global batch.
@@ -37,12 +44,8 @@ public sealed class RetrievalLoss
     {
         var distillActive = teacherScores is not null && Options.DistillWeight > 0;
         var contrastiveActive = Options.ContrastiveWeight > 0;
-        if (!distillActive && !contrastiveActive)
-            throw new EmbedderException(
-                $"no training loss is active: contrastive_weight is {Options.ContrastiveWeight} (must be > 0 for the contrastive loss) and "
-                + (teacherScores is null
-                    ? "the batch has no teacher_scores (needed for distillation)"
-                    : $"distill_weight is {Options.DistillWeight} (must be > 0 for distillation)"));
+        if (NoActiveLoss(Options.ContrastiveWeight, Options.DistillWeight, teacherScores is not null) is { } problem)
+            throw new EmbedderException(problem);
         if (global is not null && (global.TeacherScores is null) != (teacherScores is null))
             throw new ArgumentException("the gathered batch and the local batch disagree on having teacher scores");
 

@@ -1,0 +1,18 @@
+using System.CommandLine;
+
+namespace LlmEmbedder.Cli.Commands;
+
+/// <summary>The whole command tree, built in one place so tests can walk every command's options.</summary>
+internal static class LlmEmbedderCommand
+{
+    public static RootCommand Create() => new("LlmEmbedder.NET: fine-tune, evaluate, convert and serve BERT text-embedding models (LLM-Embedder / BGE recipe).")
+    {
+        EncodeCommand.Create(),
+        TokenizeCommand.Create(),
+        TrainCommand.Create(),
+        EvalCommand.Create(),
+        MineCommand.Create(),
+        ExportCommand.Create(),
+        CollectivesCheckCommand.Create(),
+    };
+}
