@@ -29,7 +29,7 @@ internal static class EvalCommand
         };
         var corpus = new Option<string?>("--corpus") { Description = "Corpus JSONL whose fields fill --key_template (FlagEmbedding layout)" };
         var split = new Option<string>("--split") { Description = "qrels split of a BEIR folder", DefaultValueFactory = _ => "test" };
-        var dataRoot = new Option<string>("--data_root") { Description = "Folder that llm-embedder: paths are relative to", DefaultValueFactory = _ => "/data/llm-embedder" };
+        var dataRoot = new Option<string>("--data_root") { Description = "Folder that llm-embedder: paths are relative to", DefaultValueFactory = _ => TrainingJsonl.DefaultDataRoot };
         var keyTemplate = new Option<string>("--key_template") { Description = "How corpus fields form a key", DefaultValueFactory = _ => KeyTemplate.Default };
         var metrics = new Option<string[]>("--metrics")
         {

@@ -8,7 +8,7 @@ namespace LlmEmbedder.Data;
 /// <param name="Encoding">--encoding of the training and instruction files; null is UTF-8.</param>
 public sealed record TrainingDataOptions(
     IReadOnlyList<string> TrainData,
-    string DataRoot = "/data/llm-embedder",
+    string DataRoot = TrainingJsonl.DefaultDataRoot,
     string Version = "bge",
     string? InstructionFile = null,
     bool AddInstruction = true,

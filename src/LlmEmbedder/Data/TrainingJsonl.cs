@@ -15,6 +15,9 @@ public static class TrainingJsonl
 {
     public const string DataRootPrefix = "llm-embedder:";
 
+    /// <summary>run_dense.py's --data_root default, which llm-embedder: paths are relative to.</summary>
+    public const string DefaultDataRoot = "/data/llm-embedder";
+
     /// <summary>
     /// Turns --train_data entries into files, in order: "llm-embedder:rest" becomes data_root/rest, a
     /// pattern with * or ? expands to its matches sorted by path (also inside a list of entries, which the

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using LlmEmbedder.Data;
 using LlmEmbedder.Retrieval;
 
 namespace LlmEmbedder.Training;
@@ -21,14 +22,14 @@ public sealed record ModelArguments
     [Description("Which side to truncate: right or left")] public string TruncationSide { get; init; } = "right";
     [Description("cls | mean, optionally with dense (extra bias-free Linear)")] public string[] PoolingMethod { get; init; } = ["cls"];
     [Description("cos | ip | l2")] public string DenseMetric { get; init; } = "cos";
-    [Description("Folder that llm-embedder: paths are relative to")] public string DataRoot { get; init; } = "/data/llm-embedder";
+    [Description("Folder that llm-embedder: paths are relative to")] public string DataRoot { get; init; } = TrainingJsonl.DefaultDataRoot;
     [Description("Training JSONL files (globs allowed; llm-embedder: prefix = data_root)")] public string[] TrainData { get; init; } = [];
     [Description("Evaluation JSONL (query, pos_index)")] public string? EvalData { get; init; }
     [Description("Corpus JSONL for evaluation")] public string? Corpus { get; init; }
-    [Description("How corpus fields form a key")] public string KeyTemplate { get; init; } = "{title} {text}";
-    [Description("Retrieval metrics")] public string[] Metrics { get; init; } = ["mrr", "recall", "ndcg"];
-    [Description("Metric cutoffs")] [ArgumentRange(1)] public int[] Cutoffs { get; init; } = [1, 5, 10, 100];
-    [Description("Keys retrieved per query in evaluation; at least the largest cutoff")] [ArgumentRange(1)] public int Hits { get; init; } = 200;
+    [Description("How corpus fields form a key")] public string KeyTemplate { get; init; } = Retrieval.KeyTemplate.Default;
+    [Description("Retrieval metrics")] public string[] Metrics { get; init; } = [.. RetrievalMetrics.DefaultMetrics];
+    [Description("Metric cutoffs")] [ArgumentRange(1)] public int[] Cutoffs { get; init; } = [.. RetrievalMetrics.DefaultCutoffs];
+    [Description("Keys retrieved per query in evaluation; at least the largest cutoff")] [ArgumentRange(1)] public int Hits { get; init; } = RetrievalEvaluation.DefaultHits;
     [Description("Compute precision: fp32 | bf16 (| fp16, computed as bf16 on the CPU); master weights stay fp32")] public string Dtype { get; init; } = "fp16";
     [Description("Batch size for encoding in evaluation")] [ArgumentRange(1)] public int BatchSize { get; init; } = 256;
     [Description("Encoding of the training, eval, corpus and instruction files: utf-8 (strict), gb18030, gbk, big5, utf-16, ...")]

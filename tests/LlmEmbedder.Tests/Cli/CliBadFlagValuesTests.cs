@@ -144,7 +144,7 @@ public sealed class CliBadFlagValuesTests(BadFlagValuesFixture fixture) : IClass
         { "mine --model {dir}/model --input_file {dir}/mine.jsonl --output_file {dir}/mined.jsonl --range_for_sampling 5-5", "range_for_sampling '5-5': expected start-end with start < end" },
         { "mine --model {dir}/model --input_file {dir}/mine.jsonl --output_file {dir}/mined.jsonl --range_for_sampling -1-5", "range_for_sampling '-1-5'" },
         { "mine --model {dir}/model --input_file {dir}/mine.jsonl --output_file {dir}/mined.jsonl",
-            "--range_for_sampling 10-210 starts at position 10, but the candidate pool has only 2 texts" },
+            "--range_for_sampling 10-210 starts past the pool of 2 texts (positions 0-1)" },
         { "{M} --seed 99999999999999999999", "--seed: '99999999999999999999' is not a whole number" },
         { "{M} --batch_size 0", "--batch_size must be >= 1, got 0" },
         { "{M} --max_length 1", "--max_length must be 2 to the model's max_position_embeddings, got 1" },
