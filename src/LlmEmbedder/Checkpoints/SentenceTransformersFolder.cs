@@ -29,7 +29,7 @@ public sealed record SentenceTransformersFolder(PoolingMethod Pooling, bool Norm
     {
         var modulesPath = Path.Combine(modelDir, "modules.json");
         if (!File.Exists(modulesPath)) return null;
-        var modules = ParseJson(modulesPath).AsArray();
+        var modules = JsonFile.ReadNode(modulesPath).AsArray();
         PoolingMethod? pooling = null;
         DenseModuleConfig? dense = null;
         bool normalize = false;
@@ -64,7 +64,7 @@ public sealed record SentenceTransformersFolder(PoolingMethod Pooling, bool Norm
         int? maxSeqLength = null;
         var bertConfigPath = Path.Combine(modelDir, "sentence_bert_config.json");
         if (File.Exists(bertConfigPath))
-            maxSeqLength = ParseJson(bertConfigPath)["max_seq_length"]?.GetValue<int>();
+            maxSeqLength = JsonFile.ReadNode(bertConfigPath)["max_seq_length"]?.GetValue<int>();
         var prompts = new Dictionary<string, string>(StringComparer.Ordinal);
         string? similarity = null;
         var configPath = Path.Combine(modelDir, ConfigFile);
@@ -213,7 +213,7 @@ public sealed record SentenceTransformersFolder(PoolingMethod Pooling, bool Norm
 
     private static PoolingMethod ReadPooling(string configPath)
     {
-        var config = ParseJson(configPath);
+        var config = JsonFile.ReadNode(configPath);
         bool Flag(string key) => config[key]?.GetValue<bool>() ?? false;
         var modes = new[] { "cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens", "weightedmean_tokens", "lasttoken" }
             .Where(mode => Flag("pooling_mode_" + mode)).ToList();
@@ -225,7 +225,6 @@ public sealed record SentenceTransformersFolder(PoolingMethod Pooling, bool Norm
         };
     }
 
-    internal static JsonNode ParseJson(string path) => JsonFile.ReadNode(path);
 }
 
 /// <summary>
@@ -240,7 +239,7 @@ public sealed record DenseModuleConfig(string Directory, int InFeatures, int Out
     public static DenseModuleConfig Read(string directory)
     {
         var configPath = Path.Combine(directory, "config.json");
-        var config = SentenceTransformersFolder.ParseJson(configPath);
+        var config = JsonFile.ReadNode(configPath);
         try
         {
             return FromJson(directory, configPath, config);

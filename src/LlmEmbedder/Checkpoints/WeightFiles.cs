@@ -99,7 +99,8 @@ public static class WeightFiles
         return tensors;
     }
 
-    private static Dictionary<string, string> ReadWeightMap(string indexPath)
+    /// <summary>A sharded checkpoint's index (model.safetensors.index.json): tensor name → shard file name.</summary>
+    public static Dictionary<string, string> ReadWeightMap(string indexPath)
     {
         try
         {

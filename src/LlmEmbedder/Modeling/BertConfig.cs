@@ -29,15 +29,7 @@ public sealed record BertConfig(
     {
         if (!File.Exists(path))
             throw new EmbedderException($"{path}: config.json not found (is this a Hugging Face model folder?)");
-        JsonObject json;
-        try
-        {
-            json = JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new JsonException("not an object");
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException)
-        {
-            throw new EmbedderException($"{path}: not valid JSON ({e.Message})");
-        }
+        var json = JsonFile.ReadObject(path);
 
         var modelType = json["model_type"]?.GetValue<string>();
         var architectures = json["architectures"]?.AsArray().Select(a => a?.GetValue<string>()).ToList() ?? [];

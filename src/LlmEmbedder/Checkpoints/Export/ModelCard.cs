@@ -49,17 +49,7 @@ public sealed record ModelCard(
     public static IReadOnlyList<(string Name, double Value)> ReadMetrics(string path)
     {
         if (!File.Exists(path)) throw new EmbedderException($"{path}: metrics file not found");
-        JsonObject json;
-        try
-        {
-            json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                ?? throw new EmbedderException($"{path}: expected a JSON object of metrics, like {{\"ndcg@10\": 0.71}}");
-        }
-        catch (JsonException e)
-        {
-            throw new EmbedderException($"{path}: not valid JSON ({e.Message})");
-        }
-        var metrics = json
+        var metrics = JsonFile.ReadObject(path)
             .Where(entry => entry.Value is JsonValue value && value.GetValueKind() == JsonValueKind.Number)
             .Select(entry => (entry.Key, entry.Value!.GetValue<double>()))
             .ToArray();

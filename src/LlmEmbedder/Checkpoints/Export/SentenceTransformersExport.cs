@@ -122,10 +122,7 @@ public static class SentenceTransformersExport
         else if (File.Exists(index))
         {
             File.Copy(index, Path.Combine(destination, WeightFiles.SafetensorsIndexName));
-            var shards = JsonNode.Parse(File.ReadAllText(index))?["weight_map"]?.AsObject()
-                .Select(entry => entry.Value?.GetValue<string>()).OfType<string>().Distinct()
-                ?? throw new EmbedderException($"{index}: no \"weight_map\" object");
-            foreach (var shard in shards)
+            foreach (var shard in WeightFiles.ReadWeightMap(index).Values.Distinct())
             {
                 if (Path.GetFileName(shard) != shard) throw new EmbedderException($"{index}: shard '{shard}' is not a file name in the model folder");
                 File.Copy(Path.Combine(encoderDir, shard), Path.Combine(destination, shard));
