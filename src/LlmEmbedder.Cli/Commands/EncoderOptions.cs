@@ -52,6 +52,12 @@ internal sealed class EncoderOptions
 
     public TextEncoding Encoding(ParseResult parsed) => encoding.Get(parsed);
 
+    /// <summary>The given flags that only an embedding model reads (a cross-encoder has no pooling, metric or instructions).</summary>
+    public IEnumerable<string> EmbedderOnlyFlagsGiven(ParseResult parsed) =>
+        new Option[] { task, version, instructionFile, pooling, metric, dtype }.Where(o => parsed.GetResult(o) is { Implicit: false }).Select(o => o.Name);
+
+    public int? MaxLength(ParseResult parsed) => parsed.GetValue(maxLength);
+
     public int BatchSize(ParseResult parsed) => parsed.GetValue(batchSize);
 
     public string? Task(ParseResult parsed) => parsed.GetValue(task);

@@ -12,6 +12,7 @@ internal static class LlmEmbedderCommand
         TrainCommand.Create(),
         EvalCommand.Create(),
         MineCommand.Create(),
+        ScoreCommand.Create(),
         ExportCommand.Create(),
         CollectivesCheckCommand.Create(),
     };

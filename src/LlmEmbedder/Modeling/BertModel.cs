@@ -7,15 +7,16 @@ using F = TorchSharp.torch.nn.functional;
 namespace LlmEmbedder.Modeling;
 
 /// <summary>
-/// BERT as in Hugging Face's modeling_bert.py, without the pooler (embedding models do not use it).
-/// Module names equal the checkpoint keys ("encoder.layer.3.attention.self.query.weight"), so a
-/// state dict loads without a mapping table. Input: token ids and attention mask [batch, seq];
-/// output: last_hidden_state [batch, seq, hidden].
+/// BERT as in Hugging Face's modeling_bert.py. Module names equal the checkpoint keys
+/// ("encoder.layer.3.attention.self.query.weight"), so a state dict loads without a mapping table. Input: token ids
+/// and attention mask [batch, seq] (and token type ids for sentence pairs); output: last_hidden_state
+/// [batch, seq, hidden]. The pooler is built only on request: embedding models do not use it, cross-encoders do.
 /// </summary>
 public sealed class BertModel : Module<Tensor, Tensor, Tensor>
 {
     private readonly BertEmbeddings embeddings;
     private readonly BertEncoder encoder;
+    private readonly BertPooler? pooler;
 
     public BertConfig Config { get; }
 
@@ -30,13 +31,19 @@ public sealed class BertModel : Module<Tensor, Tensor, Tensor>
         set => encoder.GradientCheckpointing = value;
     }
 
-    public BertModel(BertConfig config) : base(nameof(BertModel))
+    /// <param name="withPooler">Build Hugging Face's pooler ("pooler.dense"), which <see cref="Pool"/> applies.</param>
+    public BertModel(BertConfig config, bool withPooler = false) : base(nameof(BertModel))
     {
         Config = config;
         embeddings = new BertEmbeddings(config);
         encoder = new BertEncoder(config);
         register_module("embeddings", embeddings);
         register_module("encoder", encoder);
+        if (withPooler)
+        {
+            pooler = new BertPooler(config);
+            register_module("pooler", pooler);
+        }
     }
 
     /// <summary>Initialises weights as Hugging Face does for a fresh model: normal(0, initializer_range), LayerNorm 1/0, zero biases.</summary>
@@ -53,16 +60,37 @@ public sealed class BertModel : Module<Tensor, Tensor, Tensor>
         named_parameters().Single(p => p.name == "embeddings.word_embeddings.weight").parameter[Config.PadTokenId].zero_();
     }
 
-    public override Tensor forward(Tensor inputIds, Tensor attentionMask)
+    /// <summary>Single segments: token type 0 everywhere.</summary>
+    public override Tensor forward(Tensor inputIds, Tensor attentionMask) => Forward(inputIds, attentionMask, tokenTypeIds: null);
+
+    /// <param name="tokenTypeIds">[batch, seq] segment ids (0 for the first text of a pair, 1 for the second), or null for all 0.</param>
+    public Tensor Forward(Tensor inputIds, Tensor attentionMask, Tensor? tokenTypeIds)
     {
-        var hidden = embeddings.call(inputIds);
+        var hidden = embeddings.call(inputIds, tokenTypeIds ?? zeros(1, inputIds.shape[1], dtype: ScalarType.Int64, device: inputIds.device));
         // Additive mask [batch, 1, 1, seq]: 0 where attended, the dtype's minimum where padded (as Hugging Face).
         var additiveMask = (1.0 - attentionMask.to(hidden.dtype)).mul(finfo(hidden.dtype).min).unsqueeze(1).unsqueeze(1);
         return encoder.call(hidden, additiveMask);
     }
+
+    /// <summary>Hugging Face's pooler output, tanh(dense(first token)) [batch, hidden]; needs a model built with the pooler.</summary>
+    public Tensor Pool(Tensor lastHiddenState) =>
+        (pooler ?? throw new InvalidOperationException("this BertModel was built without the pooler")).call(lastHiddenState);
 }
 
-internal sealed class BertEmbeddings : Module<Tensor, Tensor>
+internal sealed class BertPooler : Module<Tensor, Tensor>
+{
+    private readonly Linear dense;
+
+    public BertPooler(BertConfig config) : base(nameof(BertPooler))
+    {
+        dense = Linear(config.HiddenSize, config.HiddenSize);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor lastHiddenState) => dense.call(lastHiddenState.select(1, 0)).tanh();
+}
+
+internal sealed class BertEmbeddings : Module<Tensor, Tensor, Tensor>
 {
     private readonly Embedding word_embeddings;
     private readonly Embedding position_embeddings;
@@ -80,12 +108,11 @@ internal sealed class BertEmbeddings : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>Token type 0 for every position: embedding models encode single segments.</summary>
-    public override Tensor forward(Tensor inputIds)
+    /// <param name="tokenTypes">[batch, seq], or [1, seq] for the same segment ids in every row.</param>
+    public override Tensor forward(Tensor inputIds, Tensor tokenTypes)
     {
         long sequenceLength = inputIds.shape[1];
         var positions = arange(sequenceLength, dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0);
-        var tokenTypes = zeros_like(positions);
         var summed = word_embeddings.call(inputIds) + position_embeddings.call(positions) + token_type_embeddings.call(tokenTypes);
         return dropout.call(LayerNorm.call(summed));
     }
