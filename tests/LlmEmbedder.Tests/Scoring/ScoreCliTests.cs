@@ -1,0 +1,114 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LlmEmbedder.Tests.Cli;
+using LlmEmbedder.Tests.Training;
+
+namespace LlmEmbedder.Tests.Scoring;
+
+/// <summary>
+/// `score` as a user runs it: teacher_scores equal the PyTorch reference's logits for (query, pos...) then
+/// (query, neg...) (for chat rows, each history entry), every other field is kept, --sigmoid applies the sigmoid, and
+/// the output trains with distillation alone (contrastive_weight 0), which the unscored file cannot.
+/// </summary>
+[Collection(HeavyTests.Name)]
+public sealed class ScoreCliTests : IDisposable
+{
+    private const int MaxLength = 21;
+    private readonly string dir = TestPaths.NewTempDir("score-cli");
+
+    public void Dispose() => Directory.Delete(dir, recursive: true);
+
+    [Fact]
+    public void TeacherScoresAreTheReferenceLogitsInPosThenNegOrderAndTrainWithDistillation()
+    {
+        var model = CrossEncoderReference.Create(dir);
+        var train = Path.Combine(dir, "qa", "train.jsonl");
+        TrainingDataGenerator.Write(train, rows: 8, task: "qa", seed: 5, negatives: 3, teacherScores: true);
+        var scored = Path.Combine(dir, "qa", "scored.jsonl");
+
+        var result = CliProcess.Run(["score", "--model", model, "--input_file", train, "--output_file", scored, "--max_length", $"{MaxLength}"]);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Contains("8 rows, 32 teacher scores (cross-encoder logits); 8 rows had teacher_scores, replaced", result.Stderr);
+        var (logits, rows) = CompareWithReference(model, train, scored, keys: row => [.. Strings(row["pos"]), .. Strings(row["neg"])]);
+
+        var sigmoidFile = Path.Combine(dir, "sigmoid.jsonl");
+        var sigmoid = CliProcess.Run(["score", "--model", model, "--input_file", train, "--output_file", sigmoidFile, "--max_length", $"{MaxLength}", "--sigmoid"]);
+        Assert.True(sigmoid.ExitCode == 0, sigmoid.Stderr);
+        var sigmoidScores = File.ReadAllLines(sigmoidFile).SelectMany(line => Numbers(JsonNode.Parse(line)!["teacher_scores"])).ToArray();
+        Assert.Equal(logits.Length, sigmoidScores.Length);
+        for (int i = 0; i < logits.Length; i++) Assert.True(Math.Abs(sigmoidScores[i] - 1 / (1 + Math.Exp(-logits[i]))) <= 1e-6);
+
+        // Distillation alone needs teacher scores: the scored file trains, the same rows without scores cannot.
+        var unscored = Path.Combine(dir, "qa", "unscored.jsonl");
+        File.WriteAllLines(unscored, rows.Select(r => { var copy = r.DeepClone().AsObject(); copy.Remove("teacher_scores"); return copy.ToJsonString(); }));
+        var tiny = CliProcess.TinyChineseModel(dir);
+        string[] Train(string data, string output) => ["train", "--query_encoder", tiny, "--train_data", data, "--output_dir", Path.Combine(dir, output),
+            "--contrastive_weight", "0", "--distill_weight", "1", "--per_device_train_batch_size", "4", "--train_group_size", "3", "--max_steps", "2",
+            "--learning_rate", "1e-3", "--warmup_ratio", "0", "--query_max_length", "24", "--key_max_length", "24", "--dtype", "fp32", "--logging_steps", "1"];
+        var trained = CliProcess.Run(Train(scored, "distilled"));
+        Assert.True(trained.ExitCode == 0, trained.Stdout + trained.Stderr);
+        Assert.True(File.Exists(Path.Combine(dir, "distilled", "encoder", "model.safetensors")));
+        var refused = CliProcess.Run(Train(unscored, "refused"));
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("there are no teacher_scores", refused.Stderr);
+    }
+
+    [Fact]
+    public void ChatRowsGetOneScorePerHistoryEntry()
+    {
+        var model = CrossEncoderReference.Create(dir);
+        var chat = Path.Combine(dir, "chat.jsonl");
+        File.WriteAllLines(chat, [
+            CrossEncoderReference.Serialize(new { query = "熊猫吃什么", history = new[] { "熊猫喜欢吃竹子。", "长城很长。", "Who wrote the Analects?" }, task = "chat" }),
+            CrossEncoderReference.Serialize(new { query = "长江有多长", history = new[] { "长江是中国最长的河流，流经很多省份，对农业和交通非常重要。" }, task = "chat" }),
+        ]);
+        var scored = Path.Combine(dir, "chat-scored.jsonl");
+        var result = CliProcess.Run(["score", "--model", model, "--input_file", chat, "--output_file", scored, "--max_length", $"{MaxLength}"]);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        CompareWithReference(model, chat, scored, keys: row => Strings(row["history"]));
+    }
+
+    [Fact]
+    public void EmbedderOnlyFlagsAndBadRowsAreOneClearError()
+    {
+        var model = CrossEncoderReference.Create(dir);
+        var input = Path.Combine(dir, "bad.jsonl");
+        File.WriteAllLines(input, ["""{"query": "q", "pos": ["a"], "neg": ["b"]}""", """{"query": "q", "pos": "a", "neg": ["b"]}"""]);
+        var output = Path.Combine(dir, "out.jsonl");
+        var badRow = CliProcess.Run(["score", "--model", model, "--input_file", input, "--output_file", output]);
+        Assert.Equal(1, badRow.ExitCode);
+        Assert.StartsWith($"llm-embedder: error: {input}:2: \"pos\"", Assert.Single(badRow.StderrLines));
+        var taskFlag = CliProcess.Run(["score", "--model", model, "--input_file", input, "--output_file", output, "--task", "qa"]);
+        Assert.Equal(1, taskFlag.ExitCode);
+        Assert.Equal("llm-embedder: error: --task applies to embedding models; " + model + " is a cross-encoder", Assert.Single(taskFlag.StderrLines));
+        Assert.False(File.Exists(output));
+    }
+
+    /// <summary>Checks the scored file against the reference and the input; returns the reference logits in file order and the scored rows.</summary>
+    private static (double[] Logits, JsonObject[] Rows) CompareWithReference(string model, string input, string scored, Func<JsonObject, string[]> keys)
+    {
+        var inputRows = File.ReadAllLines(input).Select(line => JsonNode.Parse(line)!.AsObject()).ToArray();
+        var rows = File.ReadAllLines(scored).Select(line => JsonNode.Parse(line)!.AsObject()).ToArray();
+        Assert.Equal(inputRows.Length, rows.Length);
+        var pairs = inputRows.SelectMany(row => keys(row).Select(key => (row["query"]!.GetValue<string>(), key))).ToList();
+        var reference = CrossEncoderReference.Score(model, pairs, MaxLength);
+        var ours = rows.SelectMany(row => Numbers(row["teacher_scores"])).ToArray();
+        Assert.Equal(pairs.Count, ours.Length);
+        for (int i = 0; i < ours.Length; i++)
+            Assert.True(Math.Abs(ours[i] - reference.Logits[i]) <= 1e-5, $"pair {i}: ours {ours[i]}, PyTorch {reference.Logits[i]}");
+        for (int r = 0; r < rows.Length; r++)
+        {
+            Assert.Equal(keys(inputRows[r]).Length, rows[r]["teacher_scores"]!.AsArray().Count);
+            var withoutScores = rows[r].DeepClone().AsObject();
+            withoutScores.Remove("teacher_scores");
+            var inputWithoutScores = inputRows[r].DeepClone().AsObject();
+            inputWithoutScores.Remove("teacher_scores");
+            Assert.True(JsonNode.DeepEquals(inputWithoutScores, withoutScores), $"row {r}: fields changed");
+        }
+        return (reference.Logits, rows);
+    }
+
+    private static string[] Strings(JsonNode? list) => list!.AsArray().Select(v => v!.GetValue<string>()).ToArray();
+
+    private static double[] Numbers(JsonNode? list) => list!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
+}
