@@ -54,6 +54,50 @@ public sealed class ScoreCliTests : IDisposable
     }
 
     [Fact]
+    public void AnEmbeddingModelAsTeacherGivesTheCosineOfWhatEncodeWritesWithTheInstructions()
+    {
+        var model = CliProcess.TinyChineseModel(dir);
+        var train = Path.Combine(dir, "train.jsonl");
+        TrainingDataGenerator.Write(train, rows: 4, task: "qa", seed: 9, negatives: 2);
+        var scored = Path.Combine(dir, "scored.jsonl");
+        string[] spec = ["--version", "llm-embedder", "--task", "qa", "--max_length", "16"];
+        var result = CliProcess.Run(["score", "--model", model, "--input_file", train, "--output_file", scored, .. spec]);
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        Assert.Contains("(cosine similarity of the embeddings)", result.Stderr);
+
+        var rows = File.ReadAllLines(scored).Select(line => JsonNode.Parse(line)!.AsObject()).ToArray();
+        string Encoded(string role, string[] texts)
+        {
+            var input = Path.Combine(dir, $"{role}.txt");
+            File.WriteAllLines(input, texts);
+            var output = Path.Combine(dir, $"{role}.npy");
+            var encode = CliProcess.Run(["encode", "--model", model, "--input", input, "--output", output, "--role", role, .. spec]);
+            Assert.True(encode.ExitCode == 0, encode.Stderr);
+            return output;
+        }
+        var queries = rows.Select(r => r["query"]!.GetValue<string>()).ToArray();
+        var keys = rows.SelectMany(r => Strings(r["pos"]).Concat(Strings(r["neg"]))).ToArray();
+        var queryVectors = LlmEmbedder.Checkpoints.Npy.ReadFloat32(Encoded("query", queries));
+        var keyVectors = LlmEmbedder.Checkpoints.Npy.ReadFloat32(Encoded("key", keys));
+        int dimension = queryVectors.Columns, next = 0;
+        for (int r = 0; r < rows.Length; r++)
+        {
+            foreach (var score in Numbers(rows[r]["teacher_scores"]))
+            {
+                double cosine = 0;
+                for (int d = 0; d < dimension; d++) cosine += (double)queryVectors.Values[r * dimension + d] * keyVectors.Values[next * dimension + d];
+                Assert.True(Math.Abs(score - cosine) <= 1e-5, $"row {r}, key {next}: {score} vs {cosine}");
+                next++;
+            }
+        }
+        Assert.Equal(keys.Length, next);
+        // The instructions matter: without them the scores differ.
+        var plain = Path.Combine(dir, "plain.jsonl");
+        Assert.Equal(0, CliProcess.Run(["score", "--model", model, "--input_file", train, "--output_file", plain, "--max_length", "16"]).ExitCode);
+        Assert.NotEqual(File.ReadAllText(scored), File.ReadAllText(plain));
+    }
+
+    [Fact]
     public void ChatRowsGetOneScorePerHistoryEntry()
     {
         var model = CrossEncoderReference.Create(dir);
