@@ -98,6 +98,47 @@ public sealed class ScoreCliTests : IDisposable
     }
 
     [Fact]
+    public void MineWithACrossEncoderScorerJudgesTheMarginsByItsScores()
+    {
+        // The range covers the whole pool, so every pool text but the row's own positives is a candidate of every row,
+        // whatever the embedder ranks; the cross-encoder alone decides what the margin drops.
+        var crossEncoder = CrossEncoderReference.Create(dir);
+        var embedder = CliProcess.TinyChineseModel(dir);
+        var train = Path.Combine(dir, "train.jsonl");
+        TrainingDataGenerator.Write(train, rows: 6, task: "qa", seed: 4, negatives: 3);
+        var rows = File.ReadAllLines(train).Select(line => JsonNode.Parse(line)!.AsObject()).ToArray();
+        var pool = rows.SelectMany(r => Strings(r["pos"]).Concat(Strings(r["neg"]))).Distinct().ToArray();
+        var mined = Path.Combine(dir, "mined.jsonl");
+        var mine = CliProcess.Run(["mine", "--model", embedder, "--input_file", train, "--output_file", mined, "--no_cache",
+            "--range_for_sampling", $"0-{pool.Length}", "--negative_number", "2", "--relative_margin", "0.05", "--scorer", crossEncoder, "--scorer_sigmoid"]);
+        Assert.True(mine.ExitCode == 0, mine.Stderr);
+
+        // The reference scores: `score --sigmoid` (checked against PyTorch above) of each query against its positives and the whole pool.
+        var everything = Path.Combine(dir, "everything.jsonl");
+        File.WriteAllLines(everything, rows.Select(r => CrossEncoderReference.Serialize(new { query = r["query"]!.GetValue<string>(), pos = Strings(r["pos"]), neg = pool })));
+        var scored = Path.Combine(dir, "everything-scored.jsonl");
+        Assert.Equal(0, CliProcess.Run(["score", "--model", crossEncoder, "--input_file", everything, "--output_file", scored, "--sigmoid"]).ExitCode);
+        int candidates = 0, removed = 0;
+        var scoredRows = File.ReadAllLines(scored).Select(line => JsonNode.Parse(line)!.AsObject()).ToArray();
+        for (int r = 0; r < rows.Length; r++)
+        {
+            var positives = Strings(rows[r]["pos"]);
+            var scores = Numbers(scoredRows[r]["teacher_scores"]);
+            double positive = scores[..positives.Length].Min();
+            var dropped = new HashSet<string>();
+            for (int i = 0; i < pool.Length; i++)
+            {
+                if (positives.Contains(pool[i])) continue;
+                candidates++;
+                if (scores[positives.Length + i] > positive * (1 - 0.05)) { removed++; dropped.Add(pool[i]); }
+            }
+            Assert.DoesNotContain(Strings(JsonNode.Parse(File.ReadAllLines(mined)[r])!["neg"]), dropped.Contains);
+        }
+        Assert.Contains($"margins (cross-encoder sigmoid(logit), against each row's lowest positive score): --relative_margin 0.05 removed {removed} of {candidates} candidates in range", mine.Stderr);
+        Assert.True(removed > 0 && removed < candidates, $"{removed} of {candidates} removed: the case does not tell the rule apart");
+    }
+
+    [Fact]
     public void ChatRowsGetOneScorePerHistoryEntry()
     {
         var model = CrossEncoderReference.Create(dir);
