@@ -53,6 +53,7 @@ public sealed class CliBadFlagValuesTests(BadFlagValuesFixture fixture) : IClass
         ["{V}"] = "eval --model {dir}/model --eval_data {dir}/eval.jsonl --corpus {dir}/corpus.jsonl --output_dir {dir}/out",
         ["{M}"] = "mine --model {dir}/model --input_file {dir}/mine.jsonl --output_file {dir}/mined.jsonl --range_for_sampling 0-2",
         ["{X}"] = "export --encoder {dir}/model --output_dir {dir}/out",
+        ["{S}"] = "score --model {dir}/model --input_file {dir}/mine.jsonl --output_file {dir}/scored.jsonl",
     };
 
     public static TheoryData<string, string> Cases => new()
@@ -150,6 +151,17 @@ public sealed class CliBadFlagValuesTests(BadFlagValuesFixture fixture) : IClass
         { "{M} --max_length 1", "--max_length must be 2 to the model's max_position_embeddings, got 1" },
         { "mine --model {dir}/model --input_file {dir}/mine_bad.jsonl --output_file {dir}/mined.jsonl --range_for_sampling 0-2",
             "{dir}/mine_bad.jsonl:2: no \"pos\" field" },
+        { "{M} --relative_margin 1.5", "--relative_margin must be 0 to 1, got 1.5" },
+        { "{M} --relative_margin -0.1", "--relative_margin must be 0 to 1, got -0.1" },
+        { "{M} --absolute_margin -1", "--absolute_margin must be >= 0, got -1" },
+        { "{M} --absolute_margin NaN", "--absolute_margin must be a finite number >= 0, got NaN" },
+        { "{M} --scorer {dir}/model", "--scorer rescores candidates for --absolute_margin or --relative_margin; give one of them" },
+        { "{M} --scorer_sigmoid", "--scorer_sigmoid applies to the --scorer's scores; give --scorer" },
+        { "{M} --relative_margin 0.05 --scorer {dir}/model", "--scorer {dir}/model: not a cross-encoder" },
+        // score
+        { "{S} --batch_size 0", "--batch_size must be >= 1, got 0" },
+        { "{S} --sigmoid", "--sigmoid applies to cross-encoders; {dir}/model is an embedding model" },
+        { "score --model {dir}/model --input_file {dir}/mine_bad.jsonl --output_file {dir}/scored.jsonl", "{dir}/mine_bad.jsonl:1: row has no \"neg\"" },
         // export
         { "{X} --max_seq_length 1", "--max_seq_length must be 2 to the model's max_position_embeddings, got 1" },
         { "{X} --max_seq_length 0", "--max_seq_length must be 2 to the model's max_position_embeddings, got 0" },
@@ -194,7 +206,7 @@ public sealed class CliBadFlagValuesTests(BadFlagValuesFixture fixture) : IClass
     {
         var cases = Cases.Select(row => (string)row[0]).ToList();
         Assert.True(cases.Count >= 60, $"{cases.Count} cases");
-        foreach (var command in new[] { "train", "encode", "tokenize", "eval", "mine", "export" })
+        foreach (var command in new[] { "train", "encode", "tokenize", "eval", "mine", "score", "export" })
             Assert.Contains(cases, c => Expand(c, "d")[0] == command);
     }
 
