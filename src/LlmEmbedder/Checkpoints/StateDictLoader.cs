@@ -74,6 +74,23 @@ public static class StateDictLoader
     }
 
     /// <summary>
+    /// <see cref="LoadInto"/> from the weight files of a model folder (<see cref="WeightFiles.Load"/>), every module
+    /// parameter required; the checkpoint's tensors are released afterwards.
+    /// </summary>
+    public static LoadReport LoadFolderInto(nn.Module module, string modelDir)
+    {
+        var weights = WeightFiles.Load(modelDir);
+        try
+        {
+            return LoadInto(module, weights, modelDir, requireAll: true);
+        }
+        finally
+        {
+            foreach (var tensor in weights.Values) tensor.Dispose();
+        }
+    }
+
+    /// <summary>
     /// Maps each checkpoint key to a module name: "bert." is dropped when the checkpoint has it and the module
     /// does not (a BertForMaskedLM checkpoint loaded as a BertModel) and added in the opposite case; TensorFlow-era
     /// LayerNorm names gamma/beta become weight/bias.

@@ -70,15 +70,7 @@ public sealed class CrossEncoder : IDisposable
         var model = new SequenceClassifier(config, labels);
         try
         {
-            var weights = WeightFiles.Load(dir);
-            try
-            {
-                StateDictLoader.LoadInto(model, weights, dir, requireAll: true);
-            }
-            finally
-            {
-                foreach (var tensor in weights.Values) tensor.Dispose();
-            }
+            StateDictLoader.LoadFolderInto(model, dir);
             model.eval();
             return new CrossEncoder(model, tokenizer, length, DeclaredActivationOf(json));
         }

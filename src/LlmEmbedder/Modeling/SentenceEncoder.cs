@@ -61,15 +61,7 @@ public sealed class SentenceEncoder : IDisposable
             dense = DenseLayer.LoadFromFolder(encoderDir);
             if (spec.Dense && dense is null)
                 throw new EmbedderException($"{encoderDir}: its encoder spec has a dense pooler but the folder has neither {DensePoolerFile} nor a Dense module");
-            var weights = WeightFiles.Load(encoderDir);
-            try
-            {
-                StateDictLoader.LoadInto(model, weights, encoderDir, requireAll: true);
-            }
-            finally
-            {
-                foreach (var tensor in weights.Values) tensor.Dispose();
-            }
+            StateDictLoader.LoadFolderInto(model, encoderDir);
             model.eval();
             var encoder = new SentenceEncoder(tokenizer, model, spec, dense);
             encoder.UseInferenceDtype(spec.Dtype);
