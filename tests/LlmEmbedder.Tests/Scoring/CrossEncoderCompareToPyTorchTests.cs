@@ -51,6 +51,51 @@ public sealed class CrossEncoderCompareToPyTorchTests : IDisposable
             Assert.True(Math.Abs(sigmoid[i] - 1 / (1 + Math.Exp(-reference.Logits[i]))) <= 1e-6, $"pair {i}: sigmoid");
     }
 
+    [Theory]
+    [InlineData("sentence_transformers", """{"activation_fn": "torch.nn.modules.activation.Sigmoid", "version": "4.1.0"}""", "torch.nn.modules.activation.Sigmoid")]
+    [InlineData("sbert_ce_default_activation_function", "\"torch.nn.modules.linear.Identity\"", "torch.nn.modules.linear.Identity")]
+    public void SentenceTransformersCrossEncoderFoldersLoadWithTheirDeclaredActivation(string key, string value, string activation)
+    {
+        var modelDir = CrossEncoderReference.Create(dir);
+        var configPath = Path.Combine(modelDir, "config.json");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        config[key] = System.Text.Json.Nodes.JsonNode.Parse(value);
+        File.WriteAllText(configPath, config.ToJsonString());
+        using var model = CrossEncoder.Load(modelDir);
+        Assert.Equal(activation, model.DeclaredActivation);
+        Assert.Equal(64, model.MaxLength);   // the tokenizer's 512, capped by the model's positions
+        var reference = CrossEncoderReference.Score(modelDir, CrossEncoderReference.Pairs(), 64);
+        var scores = model.Score(CrossEncoderReference.Pairs());
+        Assert.True(scores.Zip(reference.Logits, (a, b) => Math.Abs(a - b)).Max() <= 1e-5);   // raw logits whatever the folder says
+    }
+
+    [Fact]
+    public void FoldersThatAreNotOneLabelRerankersAreClearErrors()
+    {
+        var modelDir = CrossEncoderReference.Create(dir);
+        var configPath = Path.Combine(modelDir, "config.json");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
+        config["id2label"] = System.Text.Json.Nodes.JsonNode.Parse("""{"0": "contradiction", "1": "entailment", "2": "neutral"}""");
+        File.WriteAllText(configPath, config.ToJsonString());
+        Assert.Contains("the model has 3 labels; scoring needs a reranker with one relevance logit",
+            Assert.Throws<EmbedderException>(() => CrossEncoder.Load(modelDir)).Message);
+
+        config["id2label"] = System.Text.Json.Nodes.JsonNode.Parse("""{"0": "LABEL_0"}""");
+        config["architectures"] = new System.Text.Json.Nodes.JsonArray("BertModel");
+        File.WriteAllText(configPath, config.ToJsonString());
+        Assert.False(CrossEncoder.IsCrossEncoderFolder(modelDir));
+        Assert.Contains("is not BertForSequenceClassification", Assert.Throws<EmbedderException>(() => CrossEncoder.Load(modelDir)).Message);
+
+        // An embedding model's weights have no classifier: named, not silently random.
+        var embedder = LlmEmbedder.Tests.Cli.CliProcess.TinyChineseModel(dir);
+        var embedderConfigPath = Path.Combine(embedder, "config.json");
+        var embedderConfig = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(embedderConfigPath))!.AsObject();
+        embedderConfig["architectures"] = new System.Text.Json.Nodes.JsonArray("BertForSequenceClassification");
+        embedderConfig["num_labels"] = 1;
+        File.WriteAllText(embedderConfigPath, embedderConfig.ToJsonString());
+        Assert.Contains("not in the checkpoint", Assert.Throws<EmbedderException>(() => CrossEncoder.Load(embedder)).Message);
+    }
+
     [Fact]
     public void TokenTypesChangeTheScore()
     {
