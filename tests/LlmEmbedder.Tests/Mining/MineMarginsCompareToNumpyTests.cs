@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Xunit.Abstractions;
 using LlmEmbedder.Tests.Cli;
 using LlmEmbedder.Tests.Eval;
 using LlmEmbedder.Tests.Reference;
@@ -16,7 +17,7 @@ namespace LlmEmbedder.Tests.Mining;
 /// margin while the candidates below it stay.
 /// </summary>
 [Collection(HeavyTests.Name)]
-public sealed partial class MineMarginsCompareToNumpyTests : IDisposable
+public sealed partial class MineMarginsCompareToNumpyTests(ITestOutputHelper output) : IDisposable
 {
     private const int RangeStart = 0, RangeEnd = 30, NegativeNumber = 5;
     private static readonly string[] SpecFlags = ["--version", "llm-embedder", "--task", "qa"];
@@ -41,9 +42,9 @@ public sealed partial class MineMarginsCompareToNumpyTests : IDisposable
         var pool = Path.Combine(dir, "pool.jsonl");
         File.WriteAllLines(pool, poolTexts.Select(t => JsonSerializer.Serialize(new { text = t })));
 
-        var output = Path.Combine(dir, "mined.jsonl");
+        var minedFile = Path.Combine(dir, "mined.jsonl");
         string[] margins = [.. absolute is { } a ? new[] { "--absolute_margin", Invariant(a) } : [], .. relative is { } r ? new[] { "--relative_margin", Invariant(r) } : []];
-        var mine = CliProcess.Run(["mine", "--model", model, "--input_file", input, "--candidate_pool", pool, "--output_file", output, "--no_cache",
+        var mine = CliProcess.Run(["mine", "--model", model, "--input_file", input, "--candidate_pool", pool, "--output_file", minedFile, "--no_cache",
             "--range_for_sampling", $"{RangeStart}-{RangeEnd}", "--negative_number", $"{NegativeNumber}", .. SpecFlags, .. margins]);
         Assert.True(mine.ExitCode == 0, mine.Stderr);
         Assert.Contains("0 rows topped up", mine.Stderr);
@@ -69,11 +70,12 @@ public sealed partial class MineMarginsCompareToNumpyTests : IDisposable
 
         var summary = MarginLine().Match(mine.Stderr);
         Assert.True(summary.Success, mine.Stderr);
+        output.WriteLine($"{summary.Value}\nreference: {reference["candidates"]} candidates, absolute {reference["absolute"]}, relative {reference["relative"]}");
         Assert.Equal(reference["candidates"]!.GetValue<int>(), int.Parse(summary.Groups["candidates"].Value, CultureInfo.InvariantCulture));
         if (absolute is not null) Assert.Contains($"--absolute_margin {Invariant(absolute.Value)} removed {reference["absolute"]!.GetValue<int>()}", summary.Value);
         if (relative is not null) Assert.Contains($"--relative_margin {Invariant(relative.Value)} removed {reference["relative"]!.GetValue<int>()}", summary.Value);
 
-        var mined = File.ReadAllLines(output).Select(line => JsonNode.Parse(line)!["neg"]!.AsArray().Select(n => n!.GetValue<string>()).ToArray()).ToArray();
+        var mined = File.ReadAllLines(minedFile).Select(line => JsonNode.Parse(line)!["neg"]!.AsArray().Select(n => n!.GetValue<string>()).ToArray()).ToArray();
         int nearDuplicatesRemoved = 0, keptCandidates = 0;
         for (int q = 0; q < queries.Length; q++)
         {
