@@ -20,6 +20,8 @@ internal static class ScoreCommand
         };
         var sigmoid = new Option<bool>("--sigmoid") { Description = SigmoidDescription };
         var encoderOptions = new EncoderOptions(defaultBatchSize: 32);
+        encoderOptions.Model.Description = "The teacher: a cross-encoder (a BertForSequenceClassification folder, Hugging Face's or a sentence-transformers " +
+            "CrossEncoder, one label) or an embedding model (as encode takes it); a folder or a hub id. --task, --version, --instruction_file, --pooling_method, --dense_metric and --dtype apply to embedding models only";
         var command = new Command("score",
             "Add teacher_scores to training data: a cross-encoder's logit for each (query, text) pair, or an embedding model's similarity")
         {
