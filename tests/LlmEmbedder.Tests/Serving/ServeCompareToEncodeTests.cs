@@ -171,6 +171,16 @@ public sealed class ServeCompareToEncodeTests(ServedModel served) : IClassFixtur
     }
 
     [Fact]
+    public async Task TheLibraryInBf16EqualsEncodeInBf16()
+    {
+        var expected = ServingModel.Encode(served.Model, Texts, "query", "qa", served.Dir, "--dtype", "bf16");
+        using var embedder = TextEmbedder.Load(served.Model, new TextEmbedderOptions { Overrides = new EncoderSpecOverrides(Dtype: InferenceDtype.BFloat16) });
+        Assert.Equal(InferenceDtype.BFloat16, embedder.Spec.Dtype);
+        var vectors = await embedder.EmbedQueriesAsync(Texts, "qa");
+        for (int i = 0; i < Texts.Length; i++) EmbeddingAssert.Equal(EmbeddingAssert.Row(expected.Values, expected.Columns, i), vectors[i], $"bf16 query {i}");
+    }
+
+    [Fact]
     public async Task HealthModelsAndMetricsAnswer()
     {
         using var http = served.Client(authorized: false);

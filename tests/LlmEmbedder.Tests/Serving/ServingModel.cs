@@ -48,12 +48,13 @@ internal static class ServingModel
     ];
 
     /// <summary>`llm-embedder encode` of <paramref name="texts"/>: the reference every other way of embedding must equal.</summary>
-    public static (float[] Values, int Rows, int Columns) Encode(string model, IEnumerable<string> texts, string role, string task, string workDir)
+    public static (float[] Values, int Rows, int Columns) Encode(string model, IEnumerable<string> texts, string role, string task, string workDir,
+        params string[] moreFlags)
     {
         var input = Path.Combine(workDir, $"encode-{Guid.NewGuid():N}.txt");
         var output = Path.ChangeExtension(input, ".npy");
         File.WriteAllText(input, string.Join("\n", texts) + "\n");
-        var run = CliProcess.Run(["encode", "--model", model, "--input", input, "--output", output, "--role", role, "--task", task]);
+        var run = CliProcess.Run(["encode", "--model", model, "--input", input, "--output", output, "--role", role, "--task", task, .. moreFlags]);
         Assert.True(run.ExitCode == 0, run.Stderr);
         return Npy.ReadFloat32(output);
     }
