@@ -25,7 +25,7 @@ internal static class ServeCommand
         }.WithRange(ArgumentRanges.Of<TextEmbedderOptions>(nameof(TextEmbedderOptions.MaxBatchTokens)));
         var maxQueue = new Option<int>("--max_queue")
         {
-            Description = "Requests waiting for the model at most; one more is answered 429 with Retry-After",
+            Description = "Requests waiting for the model at most; one more is answered 429 with Retry-After (fewer than --batch_size also caps how many requests one forward pass merges)",
             DefaultValueFactory = _ => new TextEmbedderOptions().MaxQueue,
         }.WithRange(ArgumentRanges.Of<TextEmbedderOptions>(nameof(TextEmbedderOptions.MaxQueue)));
         var maxInputs = new Option<int>("--max_inputs")

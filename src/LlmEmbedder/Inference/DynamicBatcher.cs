@@ -47,19 +47,22 @@ internal sealed class DynamicBatcher : IDisposable
         cancellationToken.ThrowIfCancellationRequested();
         if (texts.Count == 0) return Task.FromResult(new Embeddings([], 0, dimension, 0));
         var call = new Call(texts, dimension);
-        lock (gate)
-        {
-            ObjectDisposedException.ThrowIf(stopping, this);
-            if (waiting.Count >= maxQueue) throw new QueueFullException(maxQueue);
-            waiting.Add(call);
-            Monitor.Pulse(gate);
-        }
+        // Registered before the call is queued, so that a cancellation can never miss it; a call cancelled before it
+        // is queued is not queued.
         if (cancellationToken.CanBeCanceled)
             call.Registration = cancellationToken.Register(() =>
             {
                 lock (gate) waiting.Remove(call);
                 call.Completion.TrySetCanceled(cancellationToken);
             });
+        lock (gate)
+        {
+            if (stopping || waiting.Count >= maxQueue) call.Registration.Dispose();
+            ObjectDisposedException.ThrowIf(stopping, this);
+            if (waiting.Count >= maxQueue) throw new QueueFullException(maxQueue);
+            if (!call.Completion.Task.IsCompleted) waiting.Add(call);
+            Monitor.Pulse(gate);
+        }
         return call.Completion.Task;
     }
 

@@ -20,7 +20,11 @@ public sealed record TextEmbedderOptions
     [ArgumentRange(2)]
     public int MaxBatchTokens { get; init; } = 16384;
 
-    /// <summary>Calls waiting or running at most; one more gets <see cref="QueueFullException"/>.</summary>
+    /// <summary>
+    /// Calls waiting for the model at most (a call stops waiting once all its texts are in a batch); one more gets
+    /// <see cref="QueueFullException"/>. Batches merge waiting calls, so a queue shorter than
+    /// <see cref="MaxBatchSize"/> also caps how many one-text calls a forward pass can merge.
+    /// </summary>
     [ArgumentRange(1)]
     public int MaxQueue { get; init; } = 512;
 
