@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
 using Microsoft.ML.OnnxRuntime;
@@ -20,17 +19,17 @@ public static class EvalBench
 {
     public static void Run(string[] args)
     {
-        int threads = Flag(args, "--threads", Environment.ProcessorCount);
+        int threads = BenchArgs.Flag(args, "--threads", Environment.ProcessorCount);
         TorchSharp.torch.set_num_threads(threads);
-        Console.WriteLine($"eval bench: {threads} threads, {Environment.ProcessorCount} cores, load average {LoadAverage()}");
+        Console.WriteLine($"eval bench: {threads} threads, {Environment.ProcessorCount} cores, load average {BenchArgs.LoadAverage()}");
         if (!args.Contains("--no-encode")) Encoding(args, threads);
         if (!args.Contains("--no-search")) Search(args, threads);
     }
 
     private static void Encoding(string[] args, int threads)
     {
-        int passageCount = Flag(args, "--passages", 512), queryCount = Flag(args, "--queries", 512);
-        int passageWords = Flag(args, "--passage-words", 120), batch = Flag(args, "--batch", 32);
+        int passageCount = BenchArgs.Flag(args, "--passages", 512), queryCount = BenchArgs.Flag(args, "--queries", 512);
+        int passageWords = BenchArgs.Flag(args, "--passage-words", 120), batch = BenchArgs.Flag(args, "--batch", 32);
         var dir = Path.Combine(Path.GetTempPath(), $"llm-embedder-evalbench-{Environment.ProcessId}");
         try
         {
@@ -66,8 +65,8 @@ public static class EvalBench
 
     private static void Search(string[] args, int threads)
     {
-        int rows = Flag(args, "--search-rows", 100_000), queryCount = Flag(args, "--search-queries", 1000);
-        int dimension = Flag(args, "--dim", 384), k = Flag(args, "--k", 10);
+        int rows = BenchArgs.Flag(args, "--search-rows", 100_000), queryCount = BenchArgs.Flag(args, "--search-queries", 1000);
+        int dimension = BenchArgs.Flag(args, "--dim", 384), k = BenchArgs.Flag(args, "--k", 10);
         var data = args.SkipWhile(a => a != "--data").Skip(1).FirstOrDefault() ?? "clustered";
         var random = new Random(42);
         var centres = data == "clustered" ? UnitRows(random, 1000, dimension) : null;
@@ -162,13 +161,4 @@ public static class EvalBench
 
     private static double Gaussian(Random random) =>
         Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
-
-    private static string LoadAverage() =>
-        File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
-
-    private static int Flag(string[] args, string name, int fallback)
-    {
-        var value = args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
-        return value is null ? fallback : int.Parse(value, CultureInfo.InvariantCulture);
-    }
 }

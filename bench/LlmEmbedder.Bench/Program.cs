@@ -9,6 +9,7 @@ var benchmarks = new Dictionary<string, Action<string[]>>
     ["train-step"] = TrainStepBench.Run,
     ["encode"] = EncodeBench.Run,
     ["eval"] = EvalBench.Run,
+    ["serve-load"] = ServeLoadBench.Run,
 };
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {
@@ -16,4 +17,4 @@ if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
     return 2;
 }
 run(args[1..]);
-return 0;
+return Environment.ExitCode;

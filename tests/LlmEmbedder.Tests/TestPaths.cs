@@ -15,6 +15,19 @@ internal static class TestPaths
 
     public static string Fixture(params string[] parts) => Path.Combine([SharedFixtures, .. parts]);
 
+    /// <summary>
+    /// The built <paramref name="assembly"/>.dll of the project in <paramref name="projectDir"/> (relative to the
+    /// repository), in the configuration and framework the tests were built in (bin/Release/net10.0).
+    /// </summary>
+    public static string BuiltAssembly(string projectDir, string assembly)
+    {
+        var testsBin = Path.Combine(RepoRoot, "tests", "LlmEmbedder.Tests", "bin");
+        var configurationAndFramework = Path.GetRelativePath(testsBin, AppContext.BaseDirectory);
+        var path = Path.Combine(RepoRoot, projectDir, "bin", configurationAndFramework, assembly + ".dll");
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path} is not built: build LlmEmbedder.slnx in the tests' configuration", path);
+        return path;
+    }
+
     /// <summary>A fresh empty folder under the system temp dir; callers delete it when done (or leave it for debugging).</summary>
     public static string NewTempDir(string label)
     {

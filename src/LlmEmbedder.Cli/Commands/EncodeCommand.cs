@@ -50,7 +50,7 @@ internal static class EncodeCommand
             Npy.WriteFloat32(outputPath, embeddings, texts.Count, encoder.Dimension);
             var spec = request.Spec;
             Console.Error.WriteLine($"wrote {outputPath}: {texts.Count} x {encoder.Dimension} float32 " +
-                $"({spec.Pooling.Name()} pooling{(encoder.Dense is null ? "" : ", dense")}{(spec.Normalize ? ", L2-normalised" : "")}, " +
+                $"({spec.Pooling.Name()} pooling{(spec.Dense ? ", dense" : "")}{(spec.Normalize ? ", L2-normalised" : "")}, " +
                 $"max {spec.MaxLength(side)} tokens, {(prefix.Length == 0 ? "no instruction" : $"instruction \"{prefix}\"")}) in {clock.Elapsed.TotalSeconds:F1} s");
             return 0;
         });

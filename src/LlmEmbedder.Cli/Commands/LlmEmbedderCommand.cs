@@ -14,6 +14,7 @@ internal static class LlmEmbedderCommand
         MineCommand.Create(),
         ScoreCommand.Create(),
         ExportCommand.Create(),
+        ServeCommand.Create(),
         CollectivesCheckCommand.Create(),
     };
 }

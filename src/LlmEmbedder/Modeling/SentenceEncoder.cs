@@ -9,7 +9,7 @@ namespace LlmEmbedder.Modeling;
 /// The sentence-transformers pipeline: tokenizer + BERT (Transformer) → Pooling → [Dense] → Normalize.
 /// Owns the model's tensors.
 /// </summary>
-public sealed class SentenceEncoder : IDisposable
+public sealed class SentenceEncoder : IEmbeddingModel
 {
     /// <summary>The reference's dense pooling weights (a bias-free Linear(d, d) saved by torch.save, key "weight").</summary>
     public const string DensePoolerFile = "dense_pooler.bin";
@@ -91,35 +91,21 @@ public sealed class SentenceEncoder : IDisposable
         return normalize ? nn.functional.normalize(pooled, p: 2, dim: -1) : pooled;
     }
 
-    /// <summary>
-    /// Embeds texts for inference: rows [texts.Count × Dimension] in input order, truncated to the role's max length.
-    /// The texts already carry their instruction. Texts are batched by token length (less padding); each batch runs
-    /// in its own dispose scope.
-    /// </summary>
-    public float[] Encode(IReadOnlyList<string> texts, EmbeddingRole role, int batchSize = 32, IProgress<int>? progress = null)
+    /// <summary>Embeddings of one tokenized batch for inference: [batch × Dimension] fp32, no graph.</summary>
+    public float[] Embed(TokenBatch batch)
     {
-        if (batchSize < 1) throw new EmbedderException($"batch size must be positive, got {batchSize}");
-        int maxLength = Spec.MaxLength(role);
-        var lengths = texts.Select(t => Tokenizer.Encode(t, maxLength).Length).ToArray();
-        var order = Enumerable.Range(0, texts.Count).OrderByDescending(i => lengths[i]).ToArray();
-        var output = new float[(long)texts.Count * Dimension];
         bool wasTraining = Model.training;
         Model.eval();
-        using (inference_mode())
+        try
         {
-            for (int start = 0; start < order.Length; start += batchSize)
-            {
-                using var scope = NewDisposeScope();
-                var rows = order.Skip(start).Take(batchSize).ToArray();
-                var batch = Tokenizer.EncodeBatch(rows.Select(i => texts[i]).ToList(), maxLength);
-                var embeddings = Forward(batch).to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
-                for (int r = 0; r < rows.Length; r++)
-                    Array.Copy(embeddings, (long)r * Dimension, output, (long)rows[r] * Dimension, Dimension);
-                progress?.Report(Math.Min(start + batchSize, order.Length));
-            }
+            using var scope = NewDisposeScope();
+            using var _ = inference_mode();
+            return Forward(batch).to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
         }
-        if (wasTraining) Model.train();
-        return output;
+        finally
+        {
+            if (wasTraining) Model.train();
+        }
     }
 
     /// <summary>Converts the BERT weights for inference in <paramref name="dtype"/> (bf16 roughly doubles throughput on AVX-512 BF16 CPUs).</summary>

@@ -19,8 +19,8 @@ public sealed class CachingEncoder : IDisposable
     private readonly EmbeddingCache? cache;
     private readonly EncoderRequest? request;
     private readonly bool ownsEncoders;
-    private SentenceEncoder? queryEncoder;
-    private SentenceEncoder? keyEncoder;
+    private IEmbeddingModel? queryEncoder;
+    private IEmbeddingModel? keyEncoder;
 
     public CachingEncoder(EncoderRequest request, EmbeddingCache? cache)
     {
@@ -30,7 +30,7 @@ public sealed class CachingEncoder : IDisposable
     }
 
     /// <summary>Encodes with encoders already loaded (not disposed here), without a cache.</summary>
-    public CachingEncoder(SentenceEncoder queryEncoder, SentenceEncoder keyEncoder)
+    public CachingEncoder(IEmbeddingModel queryEncoder, IEmbeddingModel keyEncoder)
     {
         this.queryEncoder = queryEncoder;
         this.keyEncoder = keyEncoder;
@@ -40,7 +40,7 @@ public sealed class CachingEncoder : IDisposable
     public bool ModelLoaded => queryEncoder is not null || keyEncoder is not null;
 
     /// <summary>The encoder of a side (loading it now if no encoding needed it yet).</summary>
-    public SentenceEncoder Encoder(EmbeddingRole role)
+    public IEmbeddingModel Encoder(EmbeddingRole role)
     {
         if (role == EmbeddingRole.Query && queryEncoder is not null) return queryEncoder;
         if (role == EmbeddingRole.Key && keyEncoder is not null) return keyEncoder;

@@ -28,7 +28,7 @@ public sealed record EncoderRequest(ModelFolder Model, EncoderSpec Spec, IReadOn
         return new EncoderRequest(model, model.Spec);
     }
 
-    public SentenceEncoder Load(EmbeddingRole role) => SentenceEncoder.Load(Model.EncoderDir(role), Spec);
+    public IEmbeddingModel Load(EmbeddingRole role) => SentenceEncoder.Load(Model.EncoderDir(role), Spec);
 }
 
 /// <summary>

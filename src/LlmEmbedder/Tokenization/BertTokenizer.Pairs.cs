@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace LlmEmbedder.Tokenization;
 
 /// <summary>Sentence pairs for cross-encoders: [CLS] a [SEP] b [SEP], as Hugging Face's tokenizer(a, b, truncation=True).</summary>
@@ -38,31 +40,34 @@ public sealed partial class BertTokenizer
     {
         ArgumentNullException.ThrowIfNull(pairs);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxLength, PairSpecialTokens);
-        var rows = new (int[] Ids, int FirstLength)[pairs.Count];
+        var all = new List<int>();
+        var ends = new int[pairs.Count];
+        var firstSegmentEnds = new int[pairs.Count];
         int longest = 0;
         for (int row = 0; row < pairs.Count; row++)
         {
             var first = EncodeWithoutSpecialTokens(pairs[row].First);
             var second = EncodeWithoutSpecialTokens(pairs[row].Second);
             var (keepFirst, keepSecond) = PairLengths(first.Length, second.Length, maxLength - PairSpecialTokens);
-            int[] ids = [ClsId, .. Keep(first, keepFirst), SepId, .. Keep(second, keepSecond), SepId];
-            rows[row] = (ids, keepFirst + 2);
-            longest = Math.Max(longest, ids.Length);
+            int start = all.Count;
+            all.Add(ClsId);
+            all.AddRange(Keep(first, keepFirst));
+            all.Add(SepId);
+            firstSegmentEnds[row] = all.Count - start;
+            all.AddRange(Keep(second, keepSecond));
+            all.Add(SepId);
+            ends[row] = all.Count;
+            longest = Math.Max(longest, all.Count - start);
         }
 
-        var inputIds = new long[pairs.Count * longest];
-        var attentionMask = new long[pairs.Count * longest];
+        var batch = TokenBatch.Pad(CollectionsMarshal.AsSpan(all), ends, longest, PadId);
         var tokenTypeIds = new long[pairs.Count * longest];
-        for (int row = 0; row < rows.Length; row++)
+        for (int row = 0; row < pairs.Count; row++)
         {
-            var (ids, firstSegment) = rows[row];
-            var rowIds = inputIds.AsSpan(row * longest, longest);
-            for (int i = 0; i < ids.Length; i++) rowIds[i] = ids[i];
-            rowIds[ids.Length..].Fill(PadId);
-            attentionMask.AsSpan(row * longest, ids.Length).Fill(1);
-            tokenTypeIds.AsSpan(row * longest + firstSegment, ids.Length - firstSegment).Fill(1);
+            int length = ends[row] - (row == 0 ? 0 : ends[row - 1]);
+            tokenTypeIds.AsSpan(row * longest + firstSegmentEnds[row], length - firstSegmentEnds[row]).Fill(1);
         }
-        return new TokenBatch(inputIds, attentionMask, pairs.Count, longest, tokenTypeIds);
+        return batch with { TokenTypeIds = tokenTypeIds };
     }
 
     private ReadOnlySpan<int> Keep(int[] ids, int count) =>

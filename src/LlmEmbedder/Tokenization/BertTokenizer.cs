@@ -138,24 +138,23 @@ public sealed partial class BertTokenizer
             ends[row] = all.Count;
             longest = Math.Max(longest, all.Count - start);
         }
+        return TokenBatch.Pad(all.Span, ends, longest, PadId);
+    }
 
-        // Every element is written below, so the arrays need not be zeroed first (they are large: rows x longest).
-        var inputIds = GC.AllocateUninitializedArray<long>(texts.Count * longest);
-        var attentionMask = GC.AllocateUninitializedArray<long>(texts.Count * longest);
-        var ids = all.Span;
-        for (var row = 0; row < texts.Count; row++)
+    /// <summary>Pads rows already encoded (by <see cref="Encode"/>) into one batch.</summary>
+    public TokenBatch PadBatch(IReadOnlyList<int[]> rows)
+    {
+        var ends = new int[rows.Count];
+        int total = 0, longest = 0;
+        for (var row = 0; row < rows.Count; row++)
         {
-            var start = row == 0 ? 0 : ends[row - 1];
-            var length = ends[row] - start;
-            var rowIds = inputIds.AsSpan(row * longest, longest);
-            var rowMask = attentionMask.AsSpan(row * longest, longest);
-            for (var i = 0; i < length; i++)
-                rowIds[i] = ids[start + i];
-            rowIds[length..].Fill(PadId);
-            rowMask[..length].Fill(1);
-            rowMask[length..].Clear();
+            total += rows[row].Length;
+            ends[row] = total;
+            longest = Math.Max(longest, rows[row].Length);
         }
-        return new TokenBatch(inputIds, attentionMask, texts.Count, longest);
+        var all = new int[total];
+        for (var row = 0; row < rows.Count; row++) rows[row].CopyTo(all, ends[row] - rows[row].Length);
+        return TokenBatch.Pad(all, ends, longest, PadId);
     }
 
     /// <summary>Appends [CLS] ids [SEP] for one text, truncated to maxLength.</summary>

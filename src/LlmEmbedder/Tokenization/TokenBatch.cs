@@ -5,7 +5,29 @@ namespace LlmEmbedder.Tokenization;
 /// are padded with the pad id and mask 0. <see cref="TokenTypeIds"/> (same layout) is set for sentence pairs:
 /// 0 up to the first [SEP], 1 after it, 0 on padding; null means 0 everywhere.
 /// </summary>
-public sealed record TokenBatch(long[] InputIds, long[] AttentionMask, int BatchSize, int SequenceLength, long[]? TokenTypeIds = null);
+public sealed record TokenBatch(long[] InputIds, long[] AttentionMask, int BatchSize, int SequenceLength, long[]? TokenTypeIds = null)
+{
+    /// <summary>A batch of the rows in <paramref name="ids"/> (row r ends at ends[r]), padded to <paramref name="longest"/>.</summary>
+    public static TokenBatch Pad(ReadOnlySpan<int> ids, ReadOnlySpan<int> ends, int longest, int padId)
+    {
+        // Every element is written below, so the arrays need not be zeroed first (they are large: rows x longest).
+        var inputIds = GC.AllocateUninitializedArray<long>(ends.Length * longest);
+        var attentionMask = GC.AllocateUninitializedArray<long>(ends.Length * longest);
+        for (var row = 0; row < ends.Length; row++)
+        {
+            var start = row == 0 ? 0 : ends[row - 1];
+            var length = ends[row] - start;
+            var rowIds = inputIds.AsSpan(row * longest, longest);
+            var rowMask = attentionMask.AsSpan(row * longest, longest);
+            for (var i = 0; i < length; i++)
+                rowIds[i] = ids[start + i];
+            rowIds[length..].Fill(padId);
+            rowMask[..length].Fill(1);
+            rowMask[length..].Clear();
+        }
+        return new TokenBatch(inputIds, attentionMask, ends.Length, longest);
+    }
+}
 
 /// <summary>Which end of a too-long text is cut off (HF truncation_side).</summary>
 public enum TruncationSide

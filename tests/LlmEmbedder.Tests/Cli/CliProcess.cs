@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text;
 using LlmEmbedder.Modeling;
 
 namespace LlmEmbedder.Tests.Cli;
@@ -13,17 +14,19 @@ internal static class CliProcess
 
     /// <param name="stdinBytes">Raw bytes for stdin (for input in other encodings), instead of <paramref name="stdin"/>.</param>
     /// <param name="workingDirectory">Where relative paths (and defaults such as data/outputs/) land; null: the test's own.</param>
+    /// <param name="program">Another built .dll to run instead of the CLI (a sample program).</param>
     public static Result Run(IEnumerable<string> args, string? stdin = null, IReadOnlyDictionary<string, string>? environment = null,
-        byte[]? stdinBytes = null, string? workingDirectory = null)
+        byte[]? stdinBytes = null, string? workingDirectory = null, string? program = null)
     {
-        using var running = Start(args, environment, workingDirectory);
+        using var running = Start(args, environment, workingDirectory, program);
         if (stdin is not null) running.Process.StandardInput.Write(stdin);
         if (stdinBytes is not null) running.Process.StandardInput.BaseStream.Write(stdinBytes);
         return running.Wait(TimeSpan.FromMinutes(15));
     }
 
     /// <summary>Starts the CLI without waiting for it (for runs that must overlap); stdin stays open until <see cref="Running.Wait"/>.</summary>
-    public static Running Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null)
+    public static Running Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null,
+        string? program = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -33,7 +36,7 @@ internal static class CliProcess
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? "",
         };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "llm-embedder.dll"));
+        start.ArgumentList.Add(program ?? Path.Combine(AppContext.BaseDirectory, "llm-embedder.dll"));
         foreach (var arg in args) start.ArgumentList.Add(arg);
         foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         return new Running(Process.Start(start)!);
@@ -44,15 +47,45 @@ internal static class CliProcess
     {
         private readonly Task<string> stdout;
         private readonly Task<string> stderr;
+        private readonly StringBuilder stderrSoFar = new();
 
         public Running(Process process)
         {
             Process = process;
             stdout = process.StandardOutput.ReadToEndAsync();
-            stderr = process.StandardError.ReadToEndAsync();
+            stderr = Collect(process.StandardError);
         }
 
         public Process Process { get; }
+
+        /// <summary>What the process has written to stderr so far (it keeps running).</summary>
+        public string StderrSoFar
+        {
+            get
+            {
+                lock (stderrSoFar) return stderrSoFar.ToString();
+            }
+        }
+
+        /// <summary>Waits until stderr so far satisfies <paramref name="seen"/> (a server's "listening on" line), and returns it.</summary>
+        public string WaitForStderr(Func<string, bool> seen, TimeSpan timeout)
+        {
+            var clock = Stopwatch.StartNew();
+            while (true)
+            {
+                var text = StderrSoFar;
+                if (seen(text)) return text;
+                if (Process.HasExited)
+                {
+                    stderr.Wait(TimeSpan.FromSeconds(5));
+                    text = StderrSoFar;
+                    if (seen(text)) return text;
+                    throw new InvalidOperationException($"the process exited ({Process.ExitCode}) before the expected output; stderr:\n{text}");
+                }
+                if (clock.Elapsed > timeout) throw new TimeoutException($"no expected output within {timeout}; stderr:\n{text}");
+                Thread.Sleep(50);
+            }
+        }
 
         public Result Wait(TimeSpan timeout)
         {
@@ -66,6 +99,16 @@ internal static class CliProcess
         }
 
         public void Dispose() => Process.Dispose();
+
+        /// <summary>Reads all of stderr as it comes, keeping it unchanged (no line-ending rewriting).</summary>
+        private async Task<string> Collect(StreamReader reader)
+        {
+            var buffer = new char[4096];
+            int read;
+            while ((read = await reader.ReadAsync(buffer)) > 0)
+                lock (stderrSoFar) stderrSoFar.Append(buffer, 0, read);
+            return StderrSoFar;
+        }
     }
 
     /// <summary>

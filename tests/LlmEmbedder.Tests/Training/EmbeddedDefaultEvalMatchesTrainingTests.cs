@@ -10,18 +10,16 @@ namespace LlmEmbedder.Tests.Training;
 /// eval fell back to CLS pooling and no instruction and printed mrr@1 0.28 instead of 0.65.
 /// </summary>
 [Collection(HeavyTests.Name)]
-public sealed class EmbeddedDefaultEvalMatchesTrainingTests : IDisposable
+public sealed class EmbeddedDefaultEvalMatchesTrainingTests(TrainedEmbeddedDefault embeddedDefault) : IDisposable
 {
-    private readonly string dir = TestPaths.NewTempDir("embedded-default");
+    private readonly string dir = TestPaths.NewTempDir("embedded-default-eval");
 
     public void Dispose() => Directory.Delete(dir, recursive: true);
 
     [Fact]
     public void EvalOfTheRunFolderAndOfItsEncoderEqualsTrainingsAfterMetrics()
     {
-        var trained = CliProcess.Run(["train"], workingDirectory: dir);
-        Assert.True(trained.ExitCode == 0, trained.Stderr + trained.Stdout);
-        var run = Path.Combine(dir, "outputs", "llm-embedder-default");
+        var run = embeddedDefault.RunFolder;
         var after = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")))!["after"]!.AsObject();
         Assert.True(after["mrr@1"]!.GetValue<double>() > 0.3, "the embedded default should have learned something");
 
