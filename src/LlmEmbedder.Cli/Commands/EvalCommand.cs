@@ -109,10 +109,10 @@ internal static class EvalCommand
                 Console.Error.WriteLine($"{second}: {Describe(secondSettings.Instruction!)}");
             var other = Evaluate(second, secondRequest, dataset, secondSettings, cache);
             if (output is not null) WriteOutputs(Path.Combine(output, "compare"), dataset, other.Evaluation);
-            var labels = UniqueLabels(parsed.GetRequiredValue(encoderOptions.Model), second);
-            MetricTable.PrintComparison($"model: {labels.First}", first.Evaluation.Metrics.Values, $"baseline: {labels.Second}", other.Evaluation.Metrics.Values,
+            var labels = PathLabels.Distinct([parsed.GetRequiredValue(encoderOptions.Model), second]);
+            MetricTable.PrintComparison($"model: {labels[0]}", first.Evaluation.Metrics.Values, $"baseline: {labels[1]}", other.Evaluation.Metrics.Values,
                 baselineFirst: false, "model − baseline");
-            Charts.SaveMetricComparison(chartPath, [(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
+            Charts.SaveMetricComparison(chartPath, [(labels[0], first.Evaluation.Metrics.Values), (labels[1], other.Evaluation.Metrics.Values)]);
             Console.Error.WriteLine($"wrote {chartPath}");
             return 0;
         });
@@ -144,18 +144,5 @@ internal static class EvalCommand
         RetrievalResults.WriteMetrics(Path.Combine(dir, "metrics.json"), evaluation.Metrics);
         RetrievalResults.WriteJsonl(Path.Combine(dir, "results.jsonl"), dataset, evaluation.Search);
         Console.Error.WriteLine($"wrote {Path.Combine(dir, "metrics.json")} and {Path.Combine(dir, "results.jsonl")}");
-    }
-
-    /// <summary>Column names for two models: the shortest path tails that tell them apart ("arctic/hf", "minilm/hf").</summary>
-    private static (string First, string Second) UniqueLabels(string first, string second)
-    {
-        var a = first.TrimEnd('/', '\\').Split('/', '\\');
-        var b = second.TrimEnd('/', '\\').Split('/', '\\');
-        for (int parts = 1; parts <= Math.Max(a.Length, b.Length); parts++)
-        {
-            string Tail(string[] path) => string.Join('/', path.TakeLast(parts));
-            if (Tail(a) != Tail(b)) return (Tail(a), Tail(b));
-        }
-        return (first + " (1)", second + " (2)");
     }
 }

@@ -13,6 +13,7 @@ internal static class LlmEmbedderCommand
         EvalCommand.Create(),
         MineCommand.Create(),
         ExportCommand.Create(),
+        MergeCommand.Create(),
         CollectivesCheckCommand.Create(),
     };
 }

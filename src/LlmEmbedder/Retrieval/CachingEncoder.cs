@@ -77,10 +77,4 @@ public sealed class CachingEncoder : IDisposable
         queryEncoder?.Dispose();
         if (!ReferenceEquals(keyEncoder, queryEncoder)) keyEncoder?.Dispose();
     }
-
-    /// <summary>Reports on the calling thread, in order (Progress&lt;T&gt; posts to the thread pool).</summary>
-    private sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }
