@@ -110,7 +110,9 @@ internal static class MergeCommand
     /// <summary>Merges as asked, printing the search (when there is one) and what was written.</summary>
     public static MergeSearchResult? Run(MergeRequest request)
     {
-        using var merge = ModelMerge.Open(request.Models, new InlineProgress<string>(line => Console.Error.WriteLine(line)));
+        // Every model is loaded and checked before the first line, so a refused input is the only line printed.
+        using var merge = ModelMerge.Open(request.Models);
+        if (request.Weights is null) MergeWeightSearch.CheckSets(merge, request.Sets);
         for (int i = 0; i < request.Models.Count; i++) Console.Error.WriteLine($"model {i + 1}: {request.Models[i]}");
         MergeSearchResult? search = null;
         var weights = request.Weights;

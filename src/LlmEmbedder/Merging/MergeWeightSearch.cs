@@ -91,11 +91,17 @@ public static class MergeWeightSearch
             throw new EmbedderException($"--metric {metric}: not among the metrics measured ({string.Join(", ", available)}); check --metrics and --cutoffs");
     }
 
-    public static MergeSearchResult Run(ModelMerge merge, IReadOnlyList<MergeEvalSet> sets, string metric, double step,
-        IProgress<MergeCandidate>? progress = null)
+    /// <summary>Fails before any work when there is no set, or the merged model has no instruction for a set's task.</summary>
+    public static void CheckSets(ModelMerge merge, IReadOnlyList<MergeEvalSet> sets)
     {
         if (sets.Count == 0) throw new EmbedderException("--weights auto needs at least one --eval_data set to choose the weights on");
         foreach (var set in sets) set.Evaluator.CheckInstruction(merge.First.Spec);
+    }
+
+    public static MergeSearchResult Run(ModelMerge merge, IReadOnlyList<MergeEvalSet> sets, string metric, double step,
+        IProgress<MergeCandidate>? progress = null)
+    {
+        CheckSets(merge, sets);
         var candidates = new List<MergeCandidate>();
         foreach (var weights in Grid(merge.Count, step))
         {

@@ -49,7 +49,7 @@ public sealed class ModelMerge : IDisposable
     /// Loads every model (each a folder <see cref="ModelFolder.Open"/> accepts) and checks that they can be averaged:
     /// all tied or all untied, the same vocabulary, the same parameters with the same shapes (the dense pooler too).
     /// </summary>
-    public static ModelMerge Open(IReadOnlyList<string> modelDirs, IProgress<string>? progress = null)
+    public static ModelMerge Open(IReadOnlyList<string> modelDirs)
     {
         if (modelDirs.Count < 2) throw new EmbedderException($"merge needs at least two models, got {modelDirs.Count}");
         var folders = modelDirs.Select(ModelFolder.Open).ToList();
@@ -65,7 +65,6 @@ public sealed class ModelMerge : IDisposable
         {
             for (int i = 0; i < folders.Count; i++)
             {
-                progress?.Report($"loading {modelDirs[i]}");
                 var sides = new List<SideWeights>();
                 foreach (var role in roles)
                 {
