@@ -55,7 +55,7 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Evaluate retrieval (exact search by default).\n\n" + MetricRules)
         {
-            encoderOptions.Model, evalData, corpus, split, dataRoot, keyTemplate, metrics, cutoffs, hits, index,
+            encoderOptions.Model, encoderOptions.Dimensions, evalData, corpus, split, dataRoot, keyTemplate, metrics, cutoffs, hits, index,
             outputDir, compare, chart, cacheDir, noCache,
         };
         encoderOptions.AddTo(command);
@@ -83,7 +83,7 @@ internal static class EvalCommand
             if (task is null && File.Exists(evalPath) && EncoderEvaluator.FirstRowTask(evalPath, textEncoding) is { } rowTask)
                 (task, taskSource) = (rowTask, $"{evalPath}: the first row's task");
             var settings = new EvaluationSettings(null, template, parsed.GetRequiredValue(metrics), parsed.GetRequiredValue(cutoffs),
-                parsed.GetValue(hits), encoderOptions.BatchSize(parsed), VectorSearch.Parse(parsed.GetRequiredValue(index)));
+                parsed.GetValue(hits), encoderOptions.BatchSize(parsed), VectorSearch.Parse(parsed.GetRequiredValue(index)), parsed.GetValue(encoderOptions.Dimensions));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
             // Every input is checked before the first line of progress, so a mistake is the only line printed.
             var firstRequest = encoderOptions.Request(parsed, parsed.GetRequiredValue(encoderOptions.Model));
