@@ -64,6 +64,8 @@ internal static class MergeCommand
         {
             var given = result.ValueOr(weights, []);
             var sets = result.ValueOr(evalData, []);
+            // A weight that is no number is reported when the command starts (ParseWeights), after the other flags' errors.
+            if (given is not ["auto"] && !given.All(w => double.TryParse(w, NumberStyles.Float, CultureInfo.InvariantCulture, out _))) return;
             if (ParseWeights(given) is { } fixedWeights)
             {
                 ModelMerge.CheckWeights(fixedWeights, result.ValueOr(models, []).Length);
