@@ -10,7 +10,6 @@ tensors; the inputs are read from each DIR's model.safetensors (numpy, no safete
 "extra": [...]}; "missing" lists input tensors the merged file lacks, "extra" merged tensors no input has.
 """
 import json
-import struct
 import sys
 
 try:
@@ -19,22 +18,7 @@ try:
 except ImportError:
     sys.exit("python3-torch and python3-numpy are needed for /usr/bin/python3")
 
-DTYPES = {"F32": "<f4", "F64": "<f8", "F16": "<f2", "I64": "<i8", "I32": "<i4"}
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    (length,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + length])
-    header.pop("__metadata__", None)
-    data = blob[8 + length:]
-    tensors = {}
-    for name, entry in header.items():
-        begin, end = entry["data_offsets"]
-        tensors[name] = np.frombuffer(data[begin:end], dtype=DTYPES[entry["dtype"]]).reshape(entry["shape"])
-    return tensors
-
+from dense_pooler_reference import read_safetensors
 
 def read_folder(folder):
     tensors = read_safetensors(f"{folder}/model.safetensors")

@@ -29,16 +29,8 @@ internal static class EvalCommand
         };
         var corpus = new Option<string?>("--corpus") { Description = "Corpus JSONL whose fields fill --key_template (FlagEmbedding layout)" };
         var split = new Option<string>("--split") { Description = "qrels split of a BEIR folder", DefaultValueFactory = _ => "test" };
-        var dataRoot = new Option<string>("--data_root") { Description = "Folder that llm-embedder: paths are relative to", DefaultValueFactory = _ => TrainingJsonl.DefaultDataRoot };
-        var keyTemplate = new Option<string>("--key_template") { Description = "How corpus fields form a key", DefaultValueFactory = _ => KeyTemplate.Default };
-        var metrics = new Option<string[]>("--metrics")
-        {
-            Description = "mrr, recall, ndcg", DefaultValueFactory = _ => [.. RetrievalMetrics.DefaultMetrics], AllowMultipleArgumentsPerToken = true,
-        };
-        var cutoffs = new Option<int[]>("--cutoffs")
-        {
-            Description = "Metric cutoffs", DefaultValueFactory = _ => [.. RetrievalMetrics.DefaultCutoffs], AllowMultipleArgumentsPerToken = true,
-        }.WithRange(ArgumentRanges.Of<ModelArguments>(nameof(ModelArguments.Cutoffs)));
+        var setOptions = new RetrievalSetOptions();
+        var (dataRoot, keyTemplate, metrics, cutoffs) = (setOptions.DataRoot, setOptions.KeyTemplate, setOptions.Metrics, setOptions.Cutoffs);
         var hits = new Option<int>("--hits") { Description = "Corpus rows retrieved per query; at least the largest cutoff", DefaultValueFactory = _ => RetrievalEvaluation.DefaultHits }
             .WithRange(ArgumentRanges.Of<ModelArguments>(nameof(ModelArguments.Hits)));
         var index = new Option<string>("--index") { Description = "exact (brute force) or hnsw (approximate, USearch)", DefaultValueFactory = _ => "exact" };

@@ -41,16 +41,8 @@ internal static class MergeCommand
         {
             Description = "Grid step of --weights auto (1/step a whole number)", DefaultValueFactory = _ => DefaultWeightStep,
         }.WithRange(new ArgumentRangeAttribute(0, 1) { MinExclusive = true });
-        var dataRoot = new Option<string>("--data_root") { Description = "Folder that llm-embedder: paths are relative to", DefaultValueFactory = _ => TrainingJsonl.DefaultDataRoot };
-        var keyTemplate = new Option<string>("--key_template") { Description = "How corpus fields form a key", DefaultValueFactory = _ => KeyTemplate.Default };
-        var metrics = new Option<string[]>("--metrics")
-        {
-            Description = "mrr, recall, ndcg", DefaultValueFactory = _ => [.. RetrievalMetrics.DefaultMetrics], AllowMultipleArgumentsPerToken = true,
-        };
-        var cutoffs = new Option<int[]>("--cutoffs")
-        {
-            Description = "Metric cutoffs", DefaultValueFactory = _ => [.. RetrievalMetrics.DefaultCutoffs], AllowMultipleArgumentsPerToken = true,
-        }.WithRange(ArgumentRanges.Of<ModelArguments>(nameof(ModelArguments.Cutoffs)));
+        var setOptions = new RetrievalSetOptions();
+        var (dataRoot, keyTemplate, metrics, cutoffs) = (setOptions.DataRoot, setOptions.KeyTemplate, setOptions.Metrics, setOptions.Cutoffs);
         var batchSize = new Option<int>("--batch_size") { Description = "Texts per forward pass in evaluation", DefaultValueFactory = _ => 256 }
             .WithRange(ArgumentRanges.Of<ModelArguments>(nameof(ModelArguments.BatchSize)));
         var encoding = new TextEncodingOption();

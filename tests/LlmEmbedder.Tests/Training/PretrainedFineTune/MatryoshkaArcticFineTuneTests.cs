@@ -22,7 +22,7 @@ public sealed class MatryoshkaArcticFineTuneTests(ITestOutputHelper output) : ID
     /// <summary>The acceptance bar: MRR@10 at 64 dimensions is at least this share of MRR@10 at 384.</summary>
     private const double RequiredShareAt64 = 0.90;
 
-    private static readonly string DataDir = Path.Combine(TestPaths.RepoRoot, "tests", "LlmEmbedder.Tests", "Training", "PretrainedFineTune");
+    private static readonly string DataDir = PretrainedArcticFineTuneImprovesTests.DataDir;
 
     private readonly string dir = TestPaths.NewTempDir("matryoshka-arctic");
 

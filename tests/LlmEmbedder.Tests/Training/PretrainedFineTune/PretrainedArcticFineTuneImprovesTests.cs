@@ -37,7 +37,8 @@ public sealed class PretrainedArcticFineTuneImprovesTests(ITestOutputHelper outp
     /// <summary>One query's reciprocal rank moves by at most 1/2 when a near-tie flips: 0.5 / 60 queries.</summary>
     private const double CrossCheckTolerance = 0.01;
 
-    private static readonly string DataDir = Path.Combine(TestPaths.RepoRoot, "tests", "LlmEmbedder.Tests", "Training", "PretrainedFineTune");
+    /// <summary>The helpdesk set: train.jsonl, eval.jsonl, corpus.jsonl (see make_data.py).</summary>
+    internal static readonly string DataDir = Path.Combine(TestPaths.RepoRoot, "tests", "LlmEmbedder.Tests", "Training", "PretrainedFineTune");
 
     private readonly string dir = TestPaths.NewTempDir("arctic-finetune");
 
