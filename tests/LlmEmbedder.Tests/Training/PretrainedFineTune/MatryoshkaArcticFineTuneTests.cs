@@ -66,19 +66,7 @@ public sealed class MatryoshkaArcticFineTuneTests(ITestOutputHelper output) : ID
             QueryMaxLength = 48,
             KeyMaxLength = 96,
         };
-        var trainArgs = new TrainingArguments
-        {
-            OutputDir = outputDir,
-            LearningRate = 1e-4,
-            MaxSteps = 30,
-            PerDeviceTrainBatchSize = 8,
-            TrainGroupSize = 4,
-            CosTemperature = 0.02,
-            Seed = 42,
-            SaveSteps = 0,
-            LoggingSteps = 10,
-            MatryoshkaDims = matryoshkaDims,
-        };
+        var trainArgs = PretrainedArcticFineTuneImprovesTests.ShortFineTune(outputDir, seed: 42) with { MatryoshkaDims = matryoshkaDims };
         new Trainer(modelArgs, trainArgs, new SilentObserver(), model => model).Run(null);
         return outputDir;
     }
