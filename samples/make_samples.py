@@ -6,6 +6,9 @@ Reads the hand-written texts in source/ and writes
   train/icl/train.jsonl  example -> useful solved examples (task "icl", with teacher_scores)
   eval/corpus.jsonl      every passage as {"title", "text"}; row number = pos_index
   eval/queries.jsonl     held-out questions {"query", "pos_index", "query_id", "task"}
+  general/corpus.jsonl   a second, general set: every passage's second question as {"title": "", "text"}
+  general/queries.jsonl  the first question of each passage absent from training; its positive is the
+                         same passage's second question (question-to-question retrieval, not trained)
 
 Standard library only and deterministic: the same source files always give the same
 bytes. Run it from anywhere: python3 samples/make_samples.py
@@ -196,6 +199,19 @@ def build_icl(kinds, examples, rng):
     return rows
 
 
+def build_general(passages, roles):
+    """Questions that ask the same thing: a task the sample data never trains (queries find passages there).
+
+    The queries are the first questions of the passages held out of training, so neither side of a pair was
+    seen in training; the corpus holds every passage's second question. No randomness: the order is the passages'.
+    """
+    corpus = [{"title": "", "text": p["questions"][1]} for p in passages]
+    held_out = [(i, p) for i, p in enumerate(passages) if roles[p["id"]] == "held_out"]
+    queries = [{"query": p["questions"][0], "pos_index": [i], "query_id": f"g{n + 1}", "task": "qa"}
+               for n, (i, p) in enumerate(held_out)]
+    return queries, corpus
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -214,6 +230,9 @@ def main() -> None:
     write_jsonl(HERE / "train" / "icl" / "train.jsonl", icl_train)
     write_jsonl(HERE / "eval" / "corpus.jsonl", corpus)
     write_jsonl(HERE / "eval" / "queries.jsonl", queries)
+    general_queries, general_corpus = build_general(passages, roles)
+    write_jsonl(HERE / "general" / "corpus.jsonl", general_corpus)
+    write_jsonl(HERE / "general" / "queries.jsonl", general_queries)
 
     held_out = sum(1 for r in roles.values() if r == "held_out")
     print(f"passages: {len(passages)} in {len({p['category'] for p in passages})} categories "
@@ -221,6 +240,7 @@ def main() -> None:
     print(f"train/qa/train.jsonl: {len(qa_train)} rows")
     print(f"train/icl/train.jsonl: {len(icl_train)} rows from {len(examples)} examples of {len(kinds)} kinds")
     print(f"eval/queries.jsonl: {len(queries)} queries; eval/corpus.jsonl: {len(corpus)} passages")
+    print(f"general/queries.jsonl: {len(general_queries)} queries; general/corpus.jsonl: {len(general_corpus)} questions")
 
 
 if __name__ == "__main__":

@@ -132,6 +132,26 @@ def main() -> int:
     unseen = sum(1 for r in valid_queries if all(texts[i] not in qa_seen for i in r["pos_index"]))
     new_question = sum(1 for r in valid_queries if all(texts[i] in qa_pos for i in r["pos_index"]))
 
+    # The general set: question-to-question retrieval about passages absent from training, so neither side of a
+    # pair appears in the training files.
+    general_corpus = read_jsonl(HERE / "general" / "corpus.jsonl")
+    general_queries = read_jsonl(HERE / "general" / "queries.jsonl")
+    general_texts = [r.get("text", "") for r in general_corpus]
+    if any(not isinstance(t, str) or not t.strip() for t in general_texts) or len(set(general_texts)) != len(general_texts):
+        fail("general/corpus.jsonl: every row needs a distinct, non-empty text")
+    general_ids = set()
+    for r in general_queries:
+        w = r["_where"]
+        pos = r.get("pos_index")
+        if not isinstance(r.get("query"), str) or not isinstance(pos, list) or len(pos) != 1 or not 0 <= pos[0] < len(general_corpus):
+            fail(f"{w}: needs a query and one pos_index in range 0..{len(general_corpus) - 1}")
+            continue
+        if r["query"] in blob or general_texts[pos[0]] in blob:
+            fail(f"{w}: the question or its paraphrase appears in the training data")
+        if r.get("query_id") in general_ids:
+            fail(f"{w}: query_id repeated")
+        general_ids.add(r.get("query_id"))
+
     def n_list(rows, key):
         values = [len(r[key]) for r in rows]
         return f"{min(values)}–{max(values)} (mean {sum(values) / len(values):.1f})"
@@ -146,6 +166,8 @@ def main() -> int:
           f"(mean {sum(lengths) / len(lengths):.1f}); {len(corpus_texts - qa_seen)} never appear in training")
     print(f"eval/queries.jsonl     {len(queries)} queries: {new_question} new questions about passages trained on, "
           f"{unseen} about passages never seen in training")
+    print(f"general/queries.jsonl  {len(general_queries)} questions about passages never in training; "
+          f"general/corpus.jsonl {len(general_corpus)} questions")
     sizes = {p.relative_to(HERE).as_posix(): p.stat().st_size for p in sorted(HERE.glob("*/**/*.jsonl"))}
     print("sizes: " + ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in sizes.items())
           + f"; total {sum(sizes.values()) / 1024:.0f} KiB")

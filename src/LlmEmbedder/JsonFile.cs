@@ -90,6 +90,14 @@ public sealed class JsonFields(JsonObject json, string path, string prefix = "")
 
     public JsonObject Object(string name) => Get(name) as JsonObject ?? throw Wrong(name, "an object");
 
+    /// <summary>Null when the field is absent or null.</summary>
+    public int[]? OptionalIntArray(string name) => Get(name) switch
+    {
+        null => null,
+        JsonArray items when items.All(i => i is JsonValue v && v.TryGetValue<int>(out _)) => items.Select(i => i!.GetValue<int>()).ToArray(),
+        _ => throw Wrong(name, "a list of integers or null"),
+    };
+
     /// <summary>A string field turned into a value by <paramref name="parse"/>, whose error is prefixed with the file and field.</summary>
     public T Parse<T>(string name, Func<string, T> parse)
     {

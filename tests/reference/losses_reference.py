@@ -89,7 +89,22 @@ def stable_distill(q, k, teacher_probs, cfg):
 
 
 def retrieval(q, k, teacher, cfg, gather=lambda local, shards: local):
-    """The combination rule; gather(local, shards) builds the global batch (identity for one process)."""
+    """The combination rule; gather(local, shards) builds the global batch (identity for one process).
+
+    With cfg["matryoshka"] = {"dims", "weights"}: sentence-transformers' MatryoshkaLoss around it, the sum over d of
+    weight_d * (the same loss on the first d dimensions of every query and key, local and gathered).
+    """
+    if cfg.get("matryoshka"):
+        inner = {key: value for key, value in cfg.items() if key != "matryoshka"}
+        total = 0
+        for dim, weight in zip(cfg["matryoshka"]["dims"], cfg["matryoshka"]["weights"]):
+            def gather_prefix(local, which, dim=dim):
+                # Every rank's whole embeddings (this rank's own, with their graph), then their first dim dimensions.
+                if which == "teacher_probs":
+                    return gather(local, which)
+                return gather(q if which == "queries" else k, which)[:, :dim]
+            total = total + weight * retrieval(q[:, :dim], k[:, :dim], teacher, inner, gather_prefix)
+        return total
     distill = None
     if teacher is not None and cfg["distill_weight"] > 0:
         if cfg["stable_distill"]:
@@ -108,11 +123,17 @@ def retrieval(q, k, teacher, cfg, gather=lambda local, shards: local):
 
 
 def config(metric="cos", cos_temperature=0.01, contrastive_weight=0.2, distill_weight=1.0,
-           teacher_temperature=1.0, student_temperature=1.0, stable_distill=False, use_teacher=True):
-    return dict(metric=metric, cos_temperature=cos_temperature, contrastive_weight=contrastive_weight,
-                distill_weight=distill_weight, teacher_temperature=teacher_temperature,
-                student_temperature=student_temperature, stable_distill=stable_distill,
-                use_teacher=use_teacher)
+           teacher_temperature=1.0, student_temperature=1.0, stable_distill=False, use_teacher=True, matryoshka=None):
+    result = dict(metric=metric, cos_temperature=cos_temperature, contrastive_weight=contrastive_weight,
+                  distill_weight=distill_weight, teacher_temperature=teacher_temperature,
+                  student_temperature=student_temperature, stable_distill=stable_distill,
+                  use_teacher=use_teacher)
+    if matryoshka is not None:
+        result["matryoshka"] = matryoshka
+    return result
+
+
+MATRYOSHKA = dict(dims=[8, 4, 2], weights=[1.0, 0.5, 2.0])
 
 
 def compute(kind, q0, k0, t0, cfg):
@@ -166,6 +187,8 @@ SINGLE_CASES = [
     ("retrieval_no_teacher_contrastive_unweighted", "retrieval", config(cos_temperature=0.02, contrastive_weight=0.2, distill_weight=1.0, use_teacher=False)),
     ("retrieval_distill_only_weight_unused", "retrieval", config(cos_temperature=0.02, contrastive_weight=0.0, distill_weight=0.3, teacher_temperature=0.1)),
     ("retrieval_ip_contrastive_and_kl", "retrieval", config(metric="ip", contrastive_weight=0.2, distill_weight=1.0)),
+    ("retrieval_matryoshka_contrastive_and_kl", "retrieval", config(cos_temperature=0.02, teacher_temperature=0.1, matryoshka=MATRYOSHKA)),
+    ("retrieval_matryoshka_ip_contrastive", "retrieval", config(metric="ip", distill_weight=0.0, matryoshka=dict(dims=[3, 6], weights=[1.0, 1.0]))),
 ]
 
 CROSS_DEVICE_CASES = [
@@ -173,6 +196,8 @@ CROSS_DEVICE_CASES = [
     ("gathered_contrastive_and_stable", config(cos_temperature=0.01, contrastive_weight=0.2, distill_weight=1.0, stable_distill=True)),
     ("gathered_contrastive_and_local_kl", config(cos_temperature=0.02, contrastive_weight=0.2, distill_weight=1.0, teacher_temperature=0.1)),
     ("gathered_stable_only_ip", config(metric="ip", contrastive_weight=0.0, distill_weight=1.0, stable_distill=True)),
+    ("gathered_matryoshka_contrastive_and_stable", config(cos_temperature=0.01, contrastive_weight=0.2, distill_weight=1.0, stable_distill=True,
+                                                          matryoshka=MATRYOSHKA)),
 ]
 
 

@@ -22,7 +22,7 @@ internal static class EncodeCommand
 
         var command = new Command("encode", "Embed texts into a .npy matrix, as the model's encoder spec says (pooling, normalisation, instruction, max length)")
         {
-            encoderOptions.Model, input, output, role,
+            encoderOptions.Model, input, output, role, encoderOptions.Dimensions,
         };
         encoderOptions.AddTo(command);
         command.SetAction(parsed =>
@@ -38,6 +38,8 @@ internal static class EncodeCommand
             if (prefix.Length > 0) texts = texts.Select(t => prefix + t).ToList();
             EncoderOptions.Note(request);
             using var encoder = request.Load(side);
+            int dimension = parsed.GetValue(encoderOptions.Dimensions) ?? encoder.Dimension;
+            EmbeddingDimensions.Check(dimension, encoder.Dimension, "--dimensions");
 
             var clock = Stopwatch.StartNew();
             var progress = new ThrottledProgress<int>(done => done >= texts.Count, (done, elapsed) =>
@@ -46,10 +48,10 @@ internal static class EncodeCommand
                 var eta = TimeSpan.FromSeconds((texts.Count - done) / Math.Max(rate, 1e-9));
                 Console.Error.WriteLine($"encoded {done}/{texts.Count} texts, {rate:F1}/s, ETA {eta:hh\\:mm\\:ss}");
             });
-            var embeddings = encoder.Encode(texts, side, encoderOptions.BatchSize(parsed), progress);
-            Npy.WriteFloat32(outputPath, embeddings, texts.Count, encoder.Dimension);
             var spec = request.Spec;
-            Console.Error.WriteLine($"wrote {outputPath}: {texts.Count} x {encoder.Dimension} float32 " +
+            var embeddings = EmbeddingDimensions.Truncate(encoder.Encode(texts, side, encoderOptions.BatchSize(parsed), progress), encoder.Dimension, dimension, spec.Normalize);
+            Npy.WriteFloat32(outputPath, embeddings, texts.Count, dimension);
+            Console.Error.WriteLine($"wrote {outputPath}: {texts.Count} x {dimension}{(dimension < encoder.Dimension ? $" (of {encoder.Dimension})" : "")} float32 " +
                 $"({spec.Pooling.Name()} pooling{(spec.Dense ? ", dense" : "")}{(spec.Normalize ? ", L2-normalised" : "")}, " +
                 $"max {spec.MaxLength(side)} tokens, {(prefix.Length == 0 ? "no instruction" : $"instruction \"{prefix}\"")}) in {clock.Elapsed.TotalSeconds:F1} s");
             return 0;

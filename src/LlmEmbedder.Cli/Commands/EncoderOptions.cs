@@ -17,6 +17,13 @@ internal sealed class EncoderOptions
     /// <summary>--model, not added by <see cref="AddTo"/>: each command lists it first, so it leads the help.</summary>
     public Option<string> Model { get; } = new("--model") { Description = ModelArgument.Description, Required = true };
 
+    /// <summary>--dimensions (encode and eval): not added by <see cref="AddTo"/>, as mine has no use for it.</summary>
+    public Option<int?> Dimensions { get; } = new Option<int?>("--dimensions")
+    {
+        Description = "Keep the first N dimensions of each embedding (L2-normalised again when the model normalises), as the OpenAI API's " +
+                      "dimensions; a model trained with --matryoshka_dims is made for it. Default: all",
+    }.WithRange(new ArgumentRangeAttribute(1) { MaxDescription = "the model's embedding size" });
+
     private readonly Option<string?> pooling = new("--pooling_method") { Description = "cls or mean (default: the model's encoder spec)" };
     private readonly Option<string?> metric = new("--dense_metric") { Description = "cos (L2-normalise), ip or l2 (default: the model's encoder spec)" };
     private readonly Option<int?> maxLength;

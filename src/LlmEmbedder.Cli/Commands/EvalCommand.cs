@@ -29,16 +29,8 @@ internal static class EvalCommand
         };
         var corpus = new Option<string?>("--corpus") { Description = "Corpus JSONL whose fields fill --key_template (FlagEmbedding layout)" };
         var split = new Option<string>("--split") { Description = "qrels split of a BEIR folder", DefaultValueFactory = _ => "test" };
-        var dataRoot = new Option<string>("--data_root") { Description = "Folder that llm-embedder: paths are relative to", DefaultValueFactory = _ => TrainingJsonl.DefaultDataRoot };
-        var keyTemplate = new Option<string>("--key_template") { Description = "How corpus fields form a key", DefaultValueFactory = _ => KeyTemplate.Default };
-        var metrics = new Option<string[]>("--metrics")
-        {
-            Description = "mrr, recall, ndcg", DefaultValueFactory = _ => [.. RetrievalMetrics.DefaultMetrics], AllowMultipleArgumentsPerToken = true,
-        };
-        var cutoffs = new Option<int[]>("--cutoffs")
-        {
-            Description = "Metric cutoffs", DefaultValueFactory = _ => [.. RetrievalMetrics.DefaultCutoffs], AllowMultipleArgumentsPerToken = true,
-        }.WithRange(ArgumentRanges.Of<ModelArguments>(nameof(ModelArguments.Cutoffs)));
+        var setOptions = new RetrievalSetOptions();
+        var (dataRoot, keyTemplate, metrics, cutoffs) = (setOptions.DataRoot, setOptions.KeyTemplate, setOptions.Metrics, setOptions.Cutoffs);
         var hits = new Option<int>("--hits") { Description = "Corpus rows retrieved per query; at least the largest cutoff", DefaultValueFactory = _ => RetrievalEvaluation.DefaultHits }
             .WithRange(ArgumentRanges.Of<ModelArguments>(nameof(ModelArguments.Hits)));
         var index = new Option<string>("--index") { Description = "exact (brute force) or hnsw (approximate, USearch)", DefaultValueFactory = _ => "exact" };
@@ -55,7 +47,7 @@ internal static class EvalCommand
 
         var command = new Command("eval", "Evaluate retrieval (exact search by default).\n\n" + MetricRules)
         {
-            encoderOptions.Model, evalData, corpus, split, dataRoot, keyTemplate, metrics, cutoffs, hits, index,
+            encoderOptions.Model, encoderOptions.Dimensions, evalData, corpus, split, dataRoot, keyTemplate, metrics, cutoffs, hits, index,
             outputDir, compare, chart, cacheDir, noCache,
         };
         encoderOptions.AddTo(command);
@@ -83,7 +75,7 @@ internal static class EvalCommand
             if (task is null && File.Exists(evalPath) && EncoderEvaluator.FirstRowTask(evalPath, textEncoding) is { } rowTask)
                 (task, taskSource) = (rowTask, $"{evalPath}: the first row's task");
             var settings = new EvaluationSettings(null, template, parsed.GetRequiredValue(metrics), parsed.GetRequiredValue(cutoffs),
-                parsed.GetValue(hits), encoderOptions.BatchSize(parsed), VectorSearch.Parse(parsed.GetRequiredValue(index)));
+                parsed.GetValue(hits), encoderOptions.BatchSize(parsed), VectorSearch.Parse(parsed.GetRequiredValue(index)), parsed.GetValue(encoderOptions.Dimensions));
             var cache = parsed.GetValue(noCache) ? null : new EmbeddingCache(parsed.GetValue(cacheDir) ?? EmbeddingCache.DefaultDirectory());
             // Every input is checked before the first line of progress, so a mistake is the only line printed.
             var firstRequest = encoderOptions.Request(parsed, parsed.GetRequiredValue(encoderOptions.Model));
@@ -109,10 +101,10 @@ internal static class EvalCommand
                 Console.Error.WriteLine($"{second}: {Describe(secondSettings.Instruction!)}");
             var other = Evaluate(second, secondRequest, dataset, secondSettings, cache);
             if (output is not null) WriteOutputs(Path.Combine(output, "compare"), dataset, other.Evaluation);
-            var labels = UniqueLabels(parsed.GetRequiredValue(encoderOptions.Model), second);
-            MetricTable.PrintComparison($"model: {labels.First}", first.Evaluation.Metrics.Values, $"baseline: {labels.Second}", other.Evaluation.Metrics.Values,
+            var labels = PathLabels.Distinct([parsed.GetRequiredValue(encoderOptions.Model), second]);
+            MetricTable.PrintComparison($"model: {labels[0]}", first.Evaluation.Metrics.Values, $"baseline: {labels[1]}", other.Evaluation.Metrics.Values,
                 baselineFirst: false, "model − baseline");
-            Charts.SaveMetricComparison(chartPath, [(labels.First, first.Evaluation.Metrics.Values), (labels.Second, other.Evaluation.Metrics.Values)]);
+            Charts.SaveMetricComparison(chartPath, [(labels[0], first.Evaluation.Metrics.Values), (labels[1], other.Evaluation.Metrics.Values)]);
             Console.Error.WriteLine($"wrote {chartPath}");
             return 0;
         });
@@ -144,18 +136,5 @@ internal static class EvalCommand
         RetrievalResults.WriteMetrics(Path.Combine(dir, "metrics.json"), evaluation.Metrics);
         RetrievalResults.WriteJsonl(Path.Combine(dir, "results.jsonl"), dataset, evaluation.Search);
         Console.Error.WriteLine($"wrote {Path.Combine(dir, "metrics.json")} and {Path.Combine(dir, "results.jsonl")}");
-    }
-
-    /// <summary>Column names for two models: the shortest path tails that tell them apart ("arctic/hf", "minilm/hf").</summary>
-    private static (string First, string Second) UniqueLabels(string first, string second)
-    {
-        var a = first.TrimEnd('/', '\\').Split('/', '\\');
-        var b = second.TrimEnd('/', '\\').Split('/', '\\');
-        for (int parts = 1; parts <= Math.Max(a.Length, b.Length); parts++)
-        {
-            string Tail(string[] path) => string.Join('/', path.TakeLast(parts));
-            if (Tail(a) != Tail(b)) return (Tail(a), Tail(b));
-        }
-        return (first + " (1)", second + " (2)");
     }
 }

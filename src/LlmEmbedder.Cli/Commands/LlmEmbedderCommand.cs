@@ -15,6 +15,7 @@ internal static class LlmEmbedderCommand
         ScoreCommand.Create(),
         ExportCommand.Create(),
         ServeCommand.Create(),
+        MergeCommand.Create(),
         CollectivesCheckCommand.Create(),
     };
 }

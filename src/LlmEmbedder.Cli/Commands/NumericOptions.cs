@@ -6,7 +6,7 @@ using System.Runtime.CompilerServices;
 namespace LlmEmbedder.Cli.Commands;
 
 /// <summary>
-/// The numeric options of every command (int, long, double, their nullables, int[]): each token is parsed with a
+/// The numeric options of every command (int, long, double, their nullables, int[], double[]): each token is parsed with a
 /// message a person can act on and checked against the option's declared range while parsing, so a bad value is a
 /// one-line usage error before any file is read; --help shows the range after the description.
 /// </summary>
@@ -47,7 +47,9 @@ internal static class NumericOptions
                 }
                 values.Add(value);
             }
-            return typeof(T).IsArray ? (T)(object)values.Cast<int>().ToArray() : (T)values.Single();
+            return !typeof(T).IsArray ? (T)values.Single()
+                : element == typeof(int) ? (T)(object)values.Cast<int>().ToArray()
+                : (T)(object)values.Cast<double>().ToArray();
         };
         return option;
     }
@@ -59,7 +61,7 @@ internal static class NumericOptions
     private static Type? ElementType(Type type)
     {
         var element = type.IsArray ? type.GetElementType()! : Nullable.GetUnderlyingType(type) ?? type;
-        return element == typeof(int) || (!type.IsArray && (element == typeof(long) || element == typeof(double))) ? element : null;
+        return element == typeof(int) || element == typeof(double) || (!type.IsArray && element == typeof(long)) ? element : null;
     }
 
     private static object? Parse(string text, Type element) =>

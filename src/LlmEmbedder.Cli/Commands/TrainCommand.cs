@@ -40,6 +40,12 @@ internal static class TrainCommand
                 MetricTable.PrintComparison("after", after, "before", before, baselineFirst: true, "change (after − before)");
             AnsiConsole.MarkupLine($"done: {result.Steps} steps; model in [blue]{Markup.Escape(Path.Combine(result.OutputDir, modelArgs.TieEncoders ? "encoder" : "query_encoder"))}[/], " +
                 $"loss curve in [blue]{Markup.Escape(Path.Combine(result.OutputDir, "loss.png"))}[/]");
+            if (embeddedDefault)
+            {
+                AnsiConsole.MarkupLine("[bold]Merging[/] the fine-tuned model with its start model (LM-Cocktail): weights chosen on the sample eval set " +
+                    "and on a general set the data never trains (samples/general)");
+                MergeCommand.Run(EmbeddedDefault.MergeRequest(modelArgs));
+            }
             return 0;
         }));
         return command;

@@ -39,6 +39,13 @@ public sealed record EncoderSpec
     public int KeyMaxLength { get; init; } = 512;
     public InferenceDtype Dtype { get; init; } = InferenceDtype.Float32;
 
+    /// <summary>
+    /// The embedding sizes Matryoshka training (--matryoshka_dims) taught, largest first; null when it was not used.
+    /// Any size can be asked for at inference (--dimensions: the first N dimensions, normalised again for cos); these
+    /// are the ones the loss optimised.
+    /// </summary>
+    public IReadOnlyList<int>? MatryoshkaDims { get; init; }
+
     public bool Normalize => Metric.Normalizes();
 
     public int MaxLength(EmbeddingRole role) => role == EmbeddingRole.Query ? QueryMaxLength : KeyMaxLength;
@@ -131,19 +138,25 @@ public sealed record EncoderSpec
         return File.Exists(path) ? FromJson(JsonFile.ReadObject(path), path) : null;
     }
 
-    public JsonObject ToJson() => new()
+    public JsonObject ToJson()
     {
-        ["format_version"] = FormatVersion,
-        ["pooling"] = Pooling.Name(),
-        ["dense"] = Dense,
-        ["dense_metric"] = Metric.Name(),
-        ["normalize"] = Normalize,
-        ["similarity_fn_name"] = Metric.SimilarityFunctionName(),
-        ["query_max_length"] = QueryMaxLength,
-        ["key_max_length"] = KeyMaxLength,
-        ["dtype"] = DtypeName(Dtype),
-        ["instructions"] = Instructions.ToJson(),
-    };
+        var json = new JsonObject
+        {
+            ["format_version"] = FormatVersion,
+            ["pooling"] = Pooling.Name(),
+            ["dense"] = Dense,
+            ["dense_metric"] = Metric.Name(),
+            ["normalize"] = Normalize,
+            ["similarity_fn_name"] = Metric.SimilarityFunctionName(),
+            ["query_max_length"] = QueryMaxLength,
+            ["key_max_length"] = KeyMaxLength,
+            ["dtype"] = DtypeName(Dtype),
+            ["instructions"] = Instructions.ToJson(),
+        };
+        // Written only when used, so a spec without it stays readable by builds that do not know the field.
+        if (MatryoshkaDims is { } dims) json["matryoshka_dims"] = new JsonArray(dims.Select(d => (JsonNode)d).ToArray());
+        return json;
+    }
 
     public static EncoderSpec FromJson(JsonObject json, string path)
     {
@@ -159,6 +172,7 @@ public sealed record EncoderSpec
             KeyMaxLength = reader.Int("key_max_length"),
             Dtype = reader.Parse("dtype", ParseDtype),
             Instructions = EncoderInstructions.FromJson(reader.Object("instructions"), path),
+            MatryoshkaDims = reader.OptionalIntArray("matryoshka_dims"),
         };
         // Derived fields are written for people and other tools; they must agree with what they derive from.
         if (reader.Bool("normalize") != spec.Normalize)

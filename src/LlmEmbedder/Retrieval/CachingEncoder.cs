@@ -36,6 +36,9 @@ public sealed class CachingEncoder : IDisposable
         this.keyEncoder = keyEncoder;
     }
 
+    /// <summary>Whether the model's embeddings are L2-normalised (its spec's metric), known without loading it.</summary>
+    public bool Normalizes => (request?.Spec ?? queryEncoder!.Spec).Normalize;
+
     /// <summary>Whether a model has been loaded (false while everything came from the cache).</summary>
     public bool ModelLoaded => queryEncoder is not null || keyEncoder is not null;
 

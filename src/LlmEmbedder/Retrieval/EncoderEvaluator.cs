@@ -28,12 +28,20 @@ public sealed class EncoderEvaluator : IEncoderEvaluator
     public static EncoderEvaluator? FromArguments(ModelArguments args)
     {
         if (args.EvalData is null) return null;
-        var evalData = ResolveDataPath(args.EvalData, args.DataRoot);
-        var corpus = args.Corpus is null ? null : ResolveDataPath(args.Corpus, args.DataRoot);
-        var encoding = TextEncoding.Parse(args.Encoding);
-        var dataset = RetrievalDataset.Load(evalData, corpus, keyTemplate: args.KeyTemplate, encoding: encoding);
-        return new EncoderEvaluator(dataset, FirstRowTask(evalData, encoding),
+        return Load(args.EvalData, args.Corpus, args.DataRoot, TextEncoding.Parse(args.Encoding),
             new EvaluationSettings(null, args.KeyTemplate, args.Metrics, args.Cutoffs, args.Hits, args.BatchSize));
+    }
+
+    /// <summary>
+    /// An eval file (or BEIR folder) and its corpus, resolved against <paramref name="dataRoot"/> as --eval_data and
+    /// --corpus are; its first row's task chooses the instruction.
+    /// </summary>
+    public static EncoderEvaluator Load(string evalData, string? corpus, string dataRoot, TextEncoding encoding, EvaluationSettings settings)
+    {
+        var evalPath = ResolveDataPath(evalData, dataRoot);
+        var corpusPath = corpus is null ? null : ResolveDataPath(corpus, dataRoot);
+        var dataset = RetrievalDataset.Load(evalPath, corpusPath, keyTemplate: settings.KeyTemplate, encoding: encoding);
+        return new EncoderEvaluator(dataset, FirstRowTask(evalPath, encoding), settings);
     }
 
     /// <summary>Fails now, not after training, when the spec has no instruction for the eval data's task.</summary>

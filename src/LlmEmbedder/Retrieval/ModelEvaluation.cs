@@ -7,6 +7,8 @@ namespace LlmEmbedder.Retrieval;
 /// <summary>How the eval command evaluates a model on a dataset.</summary>
 /// <param name="Instruction">Prefixes for queries and corpus rows; null for none.</param>
 /// <param name="KeyTemplate">How the dataset's corpus rows were rendered (recorded with cached embeddings).</param>
+/// <param name="Dimensions">Search with the first N dimensions of each embedding (normalised again when the model
+/// normalises); null: all of them.</param>
 public sealed record EvaluationSettings(
     Instruction? Instruction,
     string KeyTemplate,
@@ -14,7 +16,8 @@ public sealed record EvaluationSettings(
     IReadOnlyList<int> Cutoffs,
     int Hits = RetrievalEvaluation.DefaultHits,
     int BatchSize = 256,
-    SearchIndexKind Index = SearchIndexKind.Exact)
+    SearchIndexKind Index = SearchIndexKind.Exact,
+    int? Dimensions = null)
 {
     /// <summary>Rejects settings that could only fail after encoding: unknown metrics, bad cutoffs, too few hits.</summary>
     public void Validate()
@@ -51,6 +54,13 @@ public static class ModelEvaluation
         if (queries.Dimension != corpus.Dimension)
             throw new EmbedderException($"query embeddings have {queries.Dimension} dimensions but corpus embeddings {corpus.Dimension} (a stale cache entry?)");
         var encodingTime = clock.Elapsed;
+        if (settings.Dimensions is { } kept)
+        {
+            // The cache holds whole embeddings; every size is cut from them.
+            EmbeddingDimensions.Check(kept, corpus.Dimension, "--dimensions");
+            corpus = corpus with { Values = EmbeddingDimensions.Truncate(corpus.Values, corpus.Dimension, kept, encoder.Normalizes), Dimension = kept };
+            queries = queries with { Values = EmbeddingDimensions.Truncate(queries.Values, queries.Dimension, kept, encoder.Normalizes), Dimension = kept };
+        }
 
         clock.Restart();
         var evaluation = settings.Index == SearchIndexKind.Exact

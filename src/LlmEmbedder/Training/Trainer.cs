@@ -184,7 +184,8 @@ public sealed class Trainer
     {
         var data = LoadData();
         // How the trained model turns text into vectors, saved with every encoder folder and used by its evaluation.
-        var spec = modelArgs.ToEncoderSpec(data.Datasets.Select(d => d.Task).Distinct());
+        var matryoshka = MatryoshkaOptions.From(trainArgs);
+        var spec = modelArgs.ToEncoderSpec(data.Datasets.Select(d => d.Task).Distinct()) with { MatryoshkaDims = matryoshka?.Dimensions };
         evaluator?.CheckInstruction(spec);
         var sampler = new BatchSampler(
             trainArgs.InbatchSameDataset is { } mode ? InBatchSameDatasetNames.Parse(mode) : InBatchSameDataset.None,
@@ -199,6 +200,7 @@ public sealed class Trainer
         TrainingStep? trainingStep = null;
         try
         {
+            matryoshka?.CheckFits(retriever.QueryEncoder.Dimension);
             trainingStep = new TrainingStep(retriever, new TrainingStepOptions
             {
                 LearningRate = trainArgs.LearningRate, WeightDecay = trainArgs.WeightDecay, MaxGradNorm = trainArgs.MaxGradNorm, Seed = trainArgs.Seed,
@@ -393,6 +395,7 @@ public sealed class Trainer
         TeacherTemperature = config.TeacherTemperature,
         StudentTemperature = config.StudentTemperature,
         StableDistill = config.StableDistill,
+        Matryoshka = MatryoshkaOptions.From(trainArgs),
     };
 
     private void DescribeRun(StartedRun run)

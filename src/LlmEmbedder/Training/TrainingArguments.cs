@@ -83,7 +83,15 @@ public sealed record TrainingArguments
     [Description("Checkpoint folder to resume from, or 'latest'")] public string? ResumeFromCheckpoint { get; init; }
     [Description("cpu (cuda when a CUDA build of libtorch is present)")] public string Device { get; init; } = "cpu";
     [Description("Skip malformed training rows (and count them) instead of failing")] public bool SkipBadRows { get; init; }
+    [Description("Matryoshka: also train the first N dimensions of each embedding as an embedding, e.g. 512 256 128 64 (the loss is summed over them)")]
+    [ArgumentRange(1, MaxDescription = "the model's embedding size")] public int[] MatryoshkaDims { get; init; } = [];
+    [Description("Weight of each --matryoshka_dims loss, in the same order (default: 1 each)")] [ArgumentRange(0, MinExclusive = true)] public double[] MatryoshkaWeights { get; init; } = [];
 
     /// <summary>Rejects values outside their ranges before anything is read (num_train_epochs only matters without max_steps).</summary>
-    public void Validate() => ArgumentRanges.Validate(this);
+    public void Validate()
+    {
+        ArgumentRanges.Validate(this);
+        if (MatryoshkaDims.Length > 0) _ = Losses.MatryoshkaOptions.From(this);
+        else if (MatryoshkaWeights.Length > 0) throw new EmbedderException("--matryoshka_weights needs --matryoshka_dims");
+    }
 }

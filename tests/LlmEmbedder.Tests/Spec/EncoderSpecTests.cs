@@ -41,7 +41,20 @@ public sealed class EncoderSpecTests : IDisposable
         Assert.Equal("例子: ", json["instructions"]!["tasks"]!["icl"]!["query"]!.GetValue<string>());
     }
 
+    [Fact]
+    public void MatryoshkaDimsAreWrittenOnlyWhenTrainedAndReadBack()
+    {
+        (Sample with { MatryoshkaDims = [256, 64] }).Save(dir);
+        Assert.Equal([256, 64], EncoderSpec.TryLoad(dir)!.MatryoshkaDims);
+
+        // Without them the file is what earlier builds wrote and read.
+        Sample.Save(dir);
+        Assert.False(JsonNode.Parse(File.ReadAllText(Path.Combine(dir, EncoderSpec.FileName)))!.AsObject().ContainsKey("matryoshka_dims"));
+        Assert.Null(EncoderSpec.TryLoad(dir)!.MatryoshkaDims);
+    }
+
     [Theory]
+    [InlineData("matryoshka_dims", "[\"64\"]", "matryoshka_dims: expected a list of integers or null")]
     [InlineData("pooling", "\"max\"", "pooling: unknown pooling method 'max'")]
     [InlineData("poolling", "\"cls\"", "poolling: unknown field")]
     [InlineData("normalize", "true", "normalize must be false for dense_metric ip")]

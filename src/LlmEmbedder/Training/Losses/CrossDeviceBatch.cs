@@ -28,6 +28,10 @@ public sealed class CrossDeviceBatch
     /// <summary>[W·B, G], or null when the batch has no teacher scores.</summary>
     public Tensor? TeacherScores { get; }
 
+    /// <summary>The same batch with only the first <paramref name="dimension"/> dimensions of every embedding (Matryoshka).</summary>
+    public CrossDeviceBatch FirstDimensions(int dimension) =>
+        new(Queries.narrow(1, 0, dimension), Keys.narrow(1, 0, dimension), TeacherScores);
+
     /// <summary>
     /// Assembles the global batch on rank <paramref name="rank"/> from the gathered shards of all ranks
     /// (index = rank; the copy of this rank's own shard is replaced by the local tensor).

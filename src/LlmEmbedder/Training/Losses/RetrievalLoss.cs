@@ -11,6 +11,7 @@ namespace LlmEmbedder.Training.Losses;
 /// stable_distill, else <see cref="DistillKLLoss"/>). Both active: cw·C + dw·D; one active: that loss
 /// unweighted; neither: an error. With a <see cref="CrossDeviceBatch"/>, the contrastive and stable
 /// losses run over the global batch; the KL loss only ever sees the local groups, as in the reference.
+/// With <see cref="RetrievalLossOptions.Matryoshka"/>, all of that is the inner loss of a <see cref="MatryoshkaLoss"/>.
 /// </summary>
 public sealed class RetrievalLoss
 {
@@ -40,7 +41,12 @@ public sealed class RetrievalLoss
     /// The scalar loss of one batch: local queries [B, D], keys [B·G, D], teacher scores [B, G] or null,
     /// and, with several processes and negative_cross_device, the gathered global batch.
     /// </summary>
-    public Tensor Compute(Tensor queries, Tensor keys, Tensor? teacherScores, CrossDeviceBatch? global = null)
+    public Tensor Compute(Tensor queries, Tensor keys, Tensor? teacherScores, CrossDeviceBatch? global = null) =>
+        Options.Matryoshka is { } matryoshka
+            ? new MatryoshkaLoss(matryoshka).Compute(queries, keys, global, (q, k, g) => ComputeWhole(q, k, teacherScores, g))
+            : ComputeWhole(queries, keys, teacherScores, global);
+
+    private Tensor ComputeWhole(Tensor queries, Tensor keys, Tensor? teacherScores, CrossDeviceBatch? global)
     {
         var distillActive = teacherScores is not null && Options.DistillWeight > 0;
         var contrastiveActive = Options.ContrastiveWeight > 0;

@@ -21,4 +21,7 @@ public sealed record RetrievalLossOptions
     public double StudentTemperature { get; init; } = 1.0;
 
     public bool StableDistill { get; init; }
+
+    /// <summary>Null: the loss of the whole embeddings only; else the Matryoshka sum over their prefixes.</summary>
+    public MatryoshkaOptions? Matryoshka { get; init; }
 }

@@ -56,6 +56,11 @@ internal static class LossesReference
         TeacherTemperature = config.GetProperty("teacher_temperature").GetDouble(),
         StudentTemperature = config.GetProperty("student_temperature").GetDouble(),
         StableDistill = config.GetProperty("stable_distill").GetBoolean(),
+        Matryoshka = config.TryGetProperty("matryoshka", out var matryoshka)
+            ? new MatryoshkaOptions(
+                [.. matryoshka.GetProperty("dims").EnumerateArray().Select(d => d.GetInt32())],
+                [.. matryoshka.GetProperty("weights").EnumerateArray().Select(w => w.GetDouble())])
+            : null,
     };
 
     public static DenseMetric ParseMetric(string metric) => metric switch

@@ -37,7 +37,8 @@ public sealed class PretrainedArcticFineTuneImprovesTests(ITestOutputHelper outp
     /// <summary>One query's reciprocal rank moves by at most 1/2 when a near-tie flips: 0.5 / 60 queries.</summary>
     private const double CrossCheckTolerance = 0.01;
 
-    private static readonly string DataDir = Path.Combine(TestPaths.RepoRoot, "tests", "LlmEmbedder.Tests", "Training", "PretrainedFineTune");
+    /// <summary>The helpdesk set: train.jsonl, eval.jsonl, corpus.jsonl (see make_data.py).</summary>
+    internal static readonly string DataDir = Path.Combine(TestPaths.RepoRoot, "tests", "LlmEmbedder.Tests", "Training", "PretrainedFineTune");
 
     private readonly string dir = TestPaths.NewTempDir("arctic-finetune");
 
@@ -74,18 +75,7 @@ public sealed class PretrainedArcticFineTuneImprovesTests(ITestOutputHelper outp
             Metrics = ["mrr", "recall"],
             Cutoffs = [1, 5, 10],
         };
-        var trainArgs = new TrainingArguments
-        {
-            OutputDir = outputDir,
-            LearningRate = 1e-4,
-            MaxSteps = 30,
-            PerDeviceTrainBatchSize = 8,
-            TrainGroupSize = 4,
-            CosTemperature = 0.02,
-            Seed = Seed,
-            SaveSteps = 0,
-            LoggingSteps = 10,
-        };
+        var trainArgs = ShortFineTune(outputDir, Seed);
         var observer = new TestOutputObserver(output);
         var result = new Trainer(modelArgs, trainArgs, observer, model => model).Run(EncoderEvaluator.FromArguments(modelArgs));
 
@@ -115,6 +105,20 @@ public sealed class PretrainedArcticFineTuneImprovesTests(ITestOutputHelper outp
         Assert.True(unseenAfter - unseenBefore >= RequiredGainOnUnseenArticles,
             string.Create(CultureInfo.InvariantCulture, $"MRR@10 on unseen articles {unseenBefore:F4} -> {unseenAfter:F4}: gain below {RequiredGainOnUnseenArticles}"));
     }
+
+    /// <summary>The fine-tune's settings: 30 steps of 8 queries in groups of 4 at lr 1e-4, no checkpoints.</summary>
+    internal static TrainingArguments ShortFineTune(string outputDir, int seed) => new()
+    {
+        OutputDir = outputDir,
+        LearningRate = 1e-4,
+        MaxSteps = 30,
+        PerDeviceTrainBatchSize = 8,
+        TrainGroupSize = 4,
+        CosTemperature = 0.02,
+        Seed = seed,
+        SaveSteps = 0,
+        LoggingSteps = 10,
+    };
 
     /// <summary>
     /// No held-out query is a training query, and the articles marked unseen occur in no training row, as positive
