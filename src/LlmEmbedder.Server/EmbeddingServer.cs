@@ -101,6 +101,15 @@ public sealed class EmbeddingServer : IAsyncDisposable
         try
         {
             var loaded = load();
+            try
+            {
+                if (options.Dimensions is { } dimensions) EmbeddingDimensions.Check(dimensions, loaded.Dimension, "--dimensions");
+            }
+            catch
+            {
+                loaded.Dispose();
+                throw;
+            }
             metrics.QueueDepth = () => loaded.Waiting;
             loaded.BatchCompleted += metrics.Batch;
             embedder = loaded;
@@ -170,9 +179,15 @@ public sealed class EmbeddingServer : IAsyncDisposable
             if (routeRole is { } fixedRole && request.Role is { } asked && asked != fixedRole)
                 throw OpenAIError.BadRequest($"input_type {(asked == EmbeddingRole.Query ? "query" : "document")} contradicts the route {context.Request.Path}", "input_type");
             var role = routeRole ?? request.Role ?? EmbeddingRole.Key;
-            int dimensions = request.Dimensions ?? model.Dimension;
-            if (dimensions < 1 || dimensions > model.Dimension)
-                throw OpenAIError.BadRequest($"dimensions {dimensions}: must be between 1 and the model's {model.Dimension}", "dimensions");
+            int dimensions = request.Dimensions ?? options.Dimensions ?? model.Dimension;
+            try
+            {
+                EmbeddingDimensions.Check(dimensions, model.Dimension);
+            }
+            catch (EmbedderException error)
+            {
+                throw OpenAIError.BadRequest(error.Message, "dimensions");
+            }
 
             var texts = Tokenize(model, request, role);
             Embeddings result;

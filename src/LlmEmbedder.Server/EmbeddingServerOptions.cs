@@ -25,6 +25,9 @@ public sealed record EmbeddingServerOptions
     /// <summary>The instruction task of requests that name none (needed for a model with several tasks).</summary>
     public string? Task { get; init; }
 
+    /// <summary>The embedding size of requests that give no <c>dimensions</c> (null: the model's): a Matryoshka model served short.</summary>
+    public int? Dimensions { get; init; }
+
     /// <summary>Whether texts over the max length are cut (text-embeddings-inference's --auto-truncate) or refused (the OpenAI API).</summary>
     public bool AutoTruncate { get; init; }
 

@@ -43,7 +43,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Serve the model with an OpenAI-compatible embeddings API (POST /v1/embeddings), health and Prometheus metrics")
         {
-            encoderOptions.Model, urls, apiKey, maxBatchTokens, maxQueue, maxInputs, autoTruncate, servedName,
+            encoderOptions.Model, encoderOptions.Dimensions, urls, apiKey, maxBatchTokens, maxQueue, maxInputs, autoTruncate, servedName,
         };
         encoderOptions.AddTo(command);
         command.SetAction(parsed =>
@@ -67,6 +67,7 @@ internal static class ServeCommand
                 MaxInputs = parsed.GetValue(maxInputs),
                 Task = task,
                 AutoTruncate = parsed.GetValue(autoTruncate),
+                Dimensions = parsed.GetValue(encoderOptions.Dimensions),
                 Log = line => Console.Error.WriteLine($"llm-embedder: {line}"),
             };
             EncoderOptions.Note(request);

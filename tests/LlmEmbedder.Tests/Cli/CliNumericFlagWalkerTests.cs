@@ -25,7 +25,7 @@ public sealed class CliNumericFlagWalkerTests
         "eval --cutoffs", "eval --hits", "eval --max_length", "eval --batch_size", "eval --dimensions",
         "mine --negative_number", "mine --seed", "mine --max_length", "mine --batch_size", "mine --absolute_margin", "mine --relative_margin",
         "score --max_length", "score --batch_size",
-        "serve --max_length", "serve --batch_size", "serve --max_batch_tokens", "serve --max_queue", "serve --max_inputs",
+        "serve --max_length", "serve --batch_size", "serve --max_batch_tokens", "serve --max_queue", "serve --max_inputs", "serve --dimensions",
         "export --max_seq_length",
         "merge --weight_step", "merge --cutoffs", "merge --batch_size",
     ];

@@ -181,6 +181,27 @@ public sealed class ServeCompareToEncodeTests(ServedModel served) : IClassFixtur
     }
 
     [Fact]
+    public async Task ServeDimensionsSetsTheSizeOfRequestsThatGiveNone()
+    {
+        var expected = ServingModel.Encode(served.Model, Texts, "key", "qa", served.Dir);
+        await using var server = await ServingModel.StartInProcess(served.Model, task: "qa", dimensions: 8);
+        await server.ModelLoaded;
+        using var http = new HttpClient { BaseAddress = new Uri(server.Addresses.Single()) };
+        var response = await Post(http, new JsonObject { ["input"] = new JsonArray(Texts.Select(t => (JsonNode)t!).ToArray()) });
+        var wider = await Post(http, new JsonObject { ["input"] = Texts[0], ["dimensions"] = 12 });
+        for (int i = 0; i < Texts.Length; i++)
+        {
+            var floats = response["data"]![i]!["embedding"]!.AsArray().Select(v => v!.GetValue<float>()).ToArray();
+            EmbeddingAssert.Equal(EmbeddingAssert.Shortened(EmbeddingAssert.Row(expected.Values, expected.Columns, i), 8), floats, $"key {i} at the server's 8");
+        }
+        Assert.Equal(12, wider["data"]![0]!["embedding"]!.AsArray().Count);
+
+        await using var tooWide = await ServingModel.StartInProcess(served.Model, dimensions: expected.Columns + 1);
+        var failure = await Assert.ThrowsAsync<EmbedderException>(() => tooWide.ModelLoaded);
+        Assert.Contains("--dimensions", failure.Message);
+    }
+
+    [Fact]
     public async Task HealthModelsAndMetricsAnswer()
     {
         using var http = served.Client(authorized: false);

@@ -77,7 +77,7 @@ internal static class ServingModel
     }
 
     public static Task<EmbeddingServer> StartInProcess(string model, string? apiKey = null, string? task = null, int maxInputs = 2048,
-        TextEmbedderOptions? embedderOptions = null) =>
+        TextEmbedderOptions? embedderOptions = null, int? dimensions = null) =>
         EmbeddingServer.StartAsync(() => TextEmbedder.Load(model, embedderOptions), new EmbeddingServerOptions
         {
             ModelName = "serving-model",
@@ -85,6 +85,7 @@ internal static class ServingModel
             ApiKey = apiKey,
             Task = task,
             MaxInputs = maxInputs,
+            Dimensions = dimensions,
             HandleSignals = false,
         });
 }
