@@ -25,6 +25,7 @@ public sealed class CliNumericFlagWalkerTests
         "eval --cutoffs", "eval --hits", "eval --max_length", "eval --batch_size",
         "mine --negative_number", "mine --seed", "mine --max_length", "mine --batch_size", "mine --absolute_margin", "mine --relative_margin",
         "score --max_length", "score --batch_size",
+        "serve --batch_size", "serve --max_batch_tokens", "serve --max_inputs", "serve --max_length", "serve --max_queue",
         "export --max_seq_length",
     ];
 
@@ -41,7 +42,7 @@ public sealed class CliNumericFlagWalkerTests
     {
         var found = NumericOptionsOfEveryCommand().ToList();
         Assert.Equal(ExpectedNumericFlags.Order(StringComparer.Ordinal), found.Select(Name).Order(StringComparer.Ordinal));
-        Assert.Equal(43, found.Count);
+        Assert.Equal(48, found.Count);
         foreach (var (command, option) in found)
             Assert.True(NumericOptions.RangeOf(option) is not null || AnyValueFlags.Contains(Name((command, option))),
                 $"{Name((command, option))} has no declared range");
@@ -62,7 +63,7 @@ public sealed class CliNumericFlagWalkerTests
                 tried++;
             }
         }
-        Assert.True(tried >= 43 * 5, $"only {tried} values tried");
+        Assert.True(tried >= 48 * 5, $"only {tried} values tried");
     }
 
     public static TheoryData<string> NumericFlags => new(ExpectedNumericFlags);
