@@ -9,7 +9,8 @@ namespace LlmEmbedder.Tests.Training.PretrainedFineTune;
 
 /// <summary>
 /// Matryoshka training on real weights: snowflake-arctic-embed-xs fine-tuned on the helpdesk set of
-/// <see cref="PretrainedArcticFineTuneImprovesTests"/> with --matryoshka_dims 384 256 128 64 keeps most of its MRR@10
+/// <see cref="PretrainedArcticFineTuneImprovesTests"/> with --matryoshka_dims 384 256 128 64 (--matryoshka_weights
+/// 1 1 2 4) keeps most of its MRR@10
 /// when its embeddings are cut to 64 dimensions, and more of it than the same fine-tune without Matryoshka whose
 /// embeddings are cut alike. Both runs share every other setting and the seed; the cut is the one `eval --dimensions`
 /// makes (the first N dimensions, normalised again).
@@ -18,6 +19,13 @@ namespace LlmEmbedder.Tests.Training.PretrainedFineTune;
 public sealed class MatryoshkaArcticFineTuneTests(ITestOutputHelper output) : IDisposable
 {
     private static readonly int[] Dimensions = [384, 256, 128, 64];
+
+    /// <summary>
+    /// The smaller prefixes weigh more: arctic-embed-xs was not trained for them (its first 64 dimensions alone score
+    /// half of its whole vector), and with equal weights 30 steps brought 64 dimensions to 74% of 384 (MRR@10 0.310
+    /// against 0.417), short of the bar below.
+    /// </summary>
+    private static readonly double[] Weights = [1, 1, 2, 4];
 
     /// <summary>The acceptance bar: MRR@10 at 64 dimensions is at least this share of MRR@10 at 384.</summary>
     private const double RequiredShareAt64 = 0.90;
@@ -33,7 +41,7 @@ public sealed class MatryoshkaArcticFineTuneTests(ITestOutputHelper output) : ID
     {
         var reference = PretrainedOnnxModels.ArcticXs;
         var plain = FineTune(reference.HuggingFaceDir, "plain", []);
-        var matryoshka = FineTune(reference.HuggingFaceDir, "matryoshka", Dimensions);
+        var matryoshka = FineTune(reference.HuggingFaceDir, "matryoshka", Dimensions, Weights);
         var plainSpec = EncoderSpec.TryLoad(Path.Combine(plain, "encoder"))!;
         Assert.Null(plainSpec.MatryoshkaDims);
         Assert.Equal(Dimensions, EncoderSpec.TryLoad(Path.Combine(matryoshka, "encoder"))!.MatryoshkaDims);
@@ -52,7 +60,7 @@ public sealed class MatryoshkaArcticFineTuneTests(ITestOutputHelper output) : ID
             $"at 64 dims, Matryoshka {withMatryoshka[64]:F4} is not better than the plain fine-tune {withoutMatryoshka[64]:F4}");
     }
 
-    private string FineTune(string start, string name, int[] matryoshkaDims)
+    private string FineTune(string start, string name, int[] matryoshkaDims, double[]? matryoshkaWeights = null)
     {
         var outputDir = Path.Combine(dir, name);
         var modelArgs = new ModelArguments
@@ -66,7 +74,7 @@ public sealed class MatryoshkaArcticFineTuneTests(ITestOutputHelper output) : ID
             QueryMaxLength = 48,
             KeyMaxLength = 96,
         };
-        var trainArgs = PretrainedArcticFineTuneImprovesTests.ShortFineTune(outputDir, seed: 42) with { MatryoshkaDims = matryoshkaDims };
+        var trainArgs = PretrainedArcticFineTuneImprovesTests.ShortFineTune(outputDir, seed: 42) with { MatryoshkaDims = matryoshkaDims, MatryoshkaWeights = matryoshkaWeights ?? [] };
         new Trainer(modelArgs, trainArgs, new SilentObserver(), model => model).Run(null);
         return outputDir;
     }
