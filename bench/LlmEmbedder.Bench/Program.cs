@@ -9,6 +9,7 @@ var benchmarks = new Dictionary<string, Action<string[]>>
     ["train-step"] = TrainStepBench.Run,
     ["encode"] = EncodeBench.Run,
     ["eval"] = EvalBench.Run,
+    ["onnx"] = OnnxBench.Run,
 };
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {

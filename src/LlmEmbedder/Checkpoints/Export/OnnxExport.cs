@@ -190,8 +190,8 @@ public static class OnnxExport
         double? drop = null;
         if (options.EvalSet is { } evalSet)
         {
-            var settings = new EvaluationSettings(options.EvalInstruction, KeyTemplate.Default,
-                RetrievalMetrics.DefaultMetrics, RetrievalMetrics.DefaultCutoffs, BatchSize: 32);
+            // eval's defaults (batch size included: int8 activations are quantized per batch), so `eval --backend onnx` gives the same numbers.
+            var settings = new EvaluationSettings(options.EvalInstruction, KeyTemplate.Default, RetrievalMetrics.DefaultMetrics, RetrievalMetrics.DefaultCutoffs);
             ModelEvaluationResult Evaluate(string file)
             {
                 var request = new EncoderRequest(ModelFolder.Open(folder), spec, Backend: new InferenceBackend(BackendKind.Onnx, file));
