@@ -59,34 +59,59 @@ public sealed class OnnxExportDensePoolerTests(ITestOutputHelper output) : IDisp
         Assert.InRange(TinyRuns.MaxAbsDifference(torch.Vectors, onnx.Vectors), 0, OnnxExportChecks.Tolerance);
 
         // The graph pools CLS and projects; asking it for mean pooling, or to skip normalisation, is refused, not ignored.
-        var input = Path.Combine(dir, "texts.txt");
-        var mean = CliProcess.Run(["encode", "--model", export, "--input", input, "--output", Path.Combine(dir, "x.npy"), "--backend", "onnx", "--pooling_method", "mean"]);
-        Assert.Equal(1, mean.ExitCode);
-        Assert.Contains("the ONNX graph computes cls pooling, not mean", mean.Stderr);
-        var ip = CliProcess.Run(["encode", "--model", export, "--input", input, "--output", Path.Combine(dir, "x.npy"), "--backend", "onnx", "--dense_metric", "ip"]);
-        Assert.Equal(1, ip.ExitCode);
-        Assert.Contains("L2-normalised vectors", ip.Stderr);
-
+        AssertEncodeFails(export, "the ONNX graph computes cls pooling, not mean", "--backend", "onnx", "--pooling_method", "mean");
+        AssertEncodeFails(export, "L2-normalised vectors", "--backend", "onnx", "--dense_metric", "ip");
         // The training output itself was never exported to ONNX.
-        var missing = CliProcess.Run(["encode", "--model", run, "--input", input, "--output", Path.Combine(dir, "y.npy"), "--backend", "onnx"]);
-        Assert.Equal(1, missing.ExitCode);
-        Assert.Contains("has no ONNX export (onnx/model.onnx not found)", missing.Stderr);
-        Assert.DoesNotContain("   at ", missing.Stderr);
-        Assert.False(File.Exists(Path.Combine(dir, "y.npy")));
+        AssertEncodeFails(run, "has no ONNX export (onnx/model.onnx not found)", "--backend", "onnx");
     }
 
     [Fact]
     public void OnnxOnlyFlagsAreCheckedBeforeAnythingIsRead()
     {
-        var input = Path.Combine(dir, "missing.txt");
-        var bf16 = CliProcess.Run(["encode", "--model", dir, "--input", input, "--output", Path.Combine(dir, "x.npy"), "--backend", "onnx", "--dtype", "bf16"]);
-        Assert.Equal(1, bf16.ExitCode);
-        Assert.Contains("--dtype bf16 is a TorchSharp setting", bf16.Stderr);
-        var file = CliProcess.Run(["encode", "--model", dir, "--input", input, "--output", Path.Combine(dir, "x.npy"), "--onnx_file", "onnx/model.onnx"]);
-        Assert.Equal(1, file.ExitCode);
-        Assert.Contains("--onnx_file needs --backend onnx", file.Stderr);
-        var corpus = CliProcess.Run(["export", "--encoder", dir, "--output_dir", Path.Combine(dir, "out"), "--eval_data", input]);
+        AssertEncodeFails(dir, "--dtype bf16 is a TorchSharp setting", "--backend", "onnx", "--dtype", "bf16");
+        AssertEncodeFails(dir, "--onnx_file needs --backend onnx", "--onnx_file", "onnx/model.onnx");
+        var corpus = CliProcess.Run(["export", "--encoder", dir, "--output_dir", Path.Combine(dir, "out"), "--eval_data", Path.Combine(dir, "eval.jsonl")]);
         Assert.Equal(1, corpus.ExitCode);
         Assert.Contains("--eval_data and --corpus are for the ONNX parity gate: add --onnx", corpus.Stderr);
+    }
+
+    /// <summary>
+    /// Outputs scaled to about 1e6 (the last LayerNorm's weight × 1e6, no normalisation): fp32's rounding alone then
+    /// separates ONNX Runtime from TorchSharp by far more than 1e-4, the gate fails, and neither the export folder nor
+    /// a temporary one is left behind.
+    /// </summary>
+    [Fact]
+    public void AGraphThatDiffersByMoreThanTheToleranceFailsTheExportAndWritesNothing()
+    {
+        var model = CliProcess.TinyChineseModel(dir);
+        var weights = WeightFiles.Load(model);
+        try
+        {
+            using (TorchSharp.torch.no_grad())
+                weights["encoder.layer.0.output.LayerNorm.weight"].mul_(1e6);
+            Safetensors.Write(Path.Combine(model, WeightFiles.SafetensorsName), weights);
+        }
+        finally
+        {
+            foreach (var tensor in weights.Values) tensor.Dispose();
+        }
+        var export = Path.Combine(dir, "export");
+        var result = CliProcess.Run(["export", "--encoder", model, "--output_dir", export, "--onnx", "--dense_metric", "ip"]);
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("the ONNX export differs from the TorchSharp encoder by", result.Stderr);
+        Assert.Contains("nothing was written", result.Stderr);
+        Assert.False(Directory.Exists(export));
+        Assert.Empty(Directory.EnumerateDirectories(dir, ".incomplete-*"));
+    }
+
+    /// <summary>encode of texts.txt exits 1 with <paramref name="message"/> on one line, no stack trace, and writes nothing.</summary>
+    private void AssertEncodeFails(string model, string message, params string[] flags)
+    {
+        var npy = Path.Combine(dir, "failed.npy");
+        var result = CliProcess.Run(["encode", "--model", model, "--input", Path.Combine(dir, "texts.txt"), "--output", npy, .. flags]);
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains(message, result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+        Assert.False(File.Exists(npy));
     }
 }
