@@ -8,7 +8,7 @@ using LlmEmbedder.Training;
 
 namespace LlmEmbedder.Cli.Commands;
 
-/// <summary>export: a trained encoder → a sentence-transformers folder (modules, prompts, Dense kept, model card).</summary>
+/// <summary>export: a trained encoder → a sentence-transformers folder (modules, prompts, Dense kept, model card), and with --onnx its ONNX graphs.</summary>
 internal static class ExportCommand
 {
     public static Command Create()
@@ -44,7 +44,7 @@ internal static class ExportCommand
         var corpus = new Option<string?>("--corpus") { Description = "The corpus of --eval_data" };
         var encoding = new TextEncodingOption();
 
-        var command = new Command("export", "Package an encoder as a hub-ready sentence-transformers folder (Transformer → Pooling → [Dense] → [Normalize], prompts, model card)")
+        var command = new Command("export", "Package an encoder as a hub-ready sentence-transformers folder (Transformer → Pooling → [Dense] → [Normalize], prompts, model card), optionally with ONNX graphs (fp32, int8) checked against the encoder")
         {
             encoder, outputDir, pooling, metric, version, task, instructionFile, maxSeqLength, metricsFile, onnx, quantize, evalData, corpus,
         };

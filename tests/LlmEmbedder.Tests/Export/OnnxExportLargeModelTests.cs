@@ -35,7 +35,7 @@ public sealed class OnnxExportLargeModelTests(ITestOutputHelper output) : IDispo
         Assert.InRange(new FileInfo(onnxPath + "_data").Length, 1_200_000_000L, 1_400_000_000L);
         var check = OnnxExportChecks.Check(onnxPath);
         OnnxExportChecks.AssertInterface(check, 1024, 1024);
-        // With large weights every initializer, small constants included, lives in model.onnx_data.
-        Assert.Equal(check["initializers"]!.GetValue<int>(), check["external_initializers"]!.GetValue<int>());
+        // Every weight of the 24 layers (6 matrices, 6 biases, 4 LayerNorm vectors each) lives in model.onnx_data; only small constants (shapes, axes) stay inline.
+        Assert.InRange(check["external_initializers"]!.GetValue<int>(), 24 * 16, check["initializers"]!.GetValue<int>());
     }
 }

@@ -39,6 +39,12 @@ public sealed class OnnxGraphBuilder
     // External tensors start on page boundaries, so a reader can map them.
     private const int ExternalAlignment = 4096;
 
+    /// <summary>
+    /// Smaller initializers stay inside the protobuf even with external data: shapes and axes must be readable when
+    /// the graph is checked without its weights (onnx's own external-data writer uses the same threshold).
+    /// </summary>
+    private const int ExternalMinBytes = 1024;
+
     private readonly GraphProto graph;
     private readonly List<(TensorProto Tensor, byte[] Data)> initializers = [];
     private readonly Dictionary<string, int> nameCounts = new(StringComparer.Ordinal);
@@ -149,6 +155,11 @@ public sealed class OnnxGraphBuilder
             {
                 foreach (var (tensor, data) in initializers)
                 {
+                    if (data.Length < ExternalMinBytes)
+                    {
+                        graph.Initializer.Add(Inline(tensor, data));
+                        continue;
+                    }
                     long offset = (stream.Position + ExternalAlignment - 1) / ExternalAlignment * ExternalAlignment;
                     stream.Write(new byte[offset - stream.Position]);
                     stream.Write(data);
@@ -163,12 +174,7 @@ public sealed class OnnxGraphBuilder
         }
         else
         {
-            foreach (var (tensor, data) in initializers)
-            {
-                var proto = tensor.Clone();
-                proto.RawData = UnsafeByteOperations.UnsafeWrap(data);
-                graph.Initializer.Add(proto);
-            }
+            foreach (var (tensor, data) in initializers) graph.Initializer.Add(Inline(tensor, data));
         }
         FileUtil.WriteAtomic(path, stream =>
         {
@@ -177,6 +183,13 @@ public sealed class OnnxGraphBuilder
         });
         graph.Initializer.Clear();
         return external ? [path, dataPath] : [path];
+    }
+
+    private static TensorProto Inline(TensorProto tensor, byte[] data)
+    {
+        var proto = tensor.Clone();
+        proto.RawData = UnsafeByteOperations.UnsafeWrap(data);
+        return proto;
     }
 
     /// <param name="name">Already claimed.</param>
