@@ -35,6 +35,7 @@ public sealed class OnnxExportDensePoolerTests(ITestOutputHelper output) : IDisp
         var described = JsonNode.Parse(check["metadata"]!["llm_embedder.sentence_embedding"]!.GetValue<string>())!;
         Assert.True(described["dense"]!.GetValue<bool>());
         Assert.Equal("cls", described["pooling"]!.GetValue<string>());
+        Assert.Contains("### ONNX Runtime\n\n`onnx/model.onnx`: inputs", File.ReadAllText(Path.Combine(export, "README.md")));
 
         using var encoder = SentenceEncoder.Load(export);
         Assert.NotNull(encoder.Dense);

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LlmEmbedder.Data;
+using LlmEmbedder.Inference;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Training;
 using static TorchSharp.torch;
@@ -95,7 +96,8 @@ public static class SentenceTransformersExport
             var card = new ModelCard(
                 Name: Path.GetFileName(output.TrimEnd(Path.DirectorySeparatorChar)),
                 Config: config, Spec: spec, DenseOutFeatures: exportedDense?.OutFeatures, Prompts: prompts, Task: options.Task,
-                Run: run, Metrics: metrics);
+                Run: run, Metrics: metrics,
+                OnnxFiles: onnx is null ? null : onnx.Int8 ? [OnnxEmbeddingModel.DefaultFile, OnnxEmbeddingModel.Int8File] : [OnnxEmbeddingModel.DefaultFile]);
             FileUtil.WriteAllTextAtomic(Path.Combine(staging, "README.md"), card.Render());
             var onnxReport = onnx is null ? null : OnnxExport.Write(staging, spec, onnx, options.Progress);
 
