@@ -15,8 +15,18 @@ public static class Int8Quantization
 {
     private const float Levels = 127f;
 
-    /// <summary>y = x·Wᵀ + b with W in int8, x quantized per call; returns y's name.</summary>
-    public static string Linear(OnnxGraphBuilder graph, string x, string module, Tensor weight, Tensor bias)
+    /// <summary>
+    /// x as uint8 with its scale and zero point, computed per call (DynamicQuantizeLinear); one per input, shared by
+    /// every Linear that reads it (query, key and value).
+    /// </summary>
+    public static QuantizedActivations QuantizeActivations(OnnxGraphBuilder graph, string x)
+    {
+        var outputs = graph.Node("DynamicQuantizeLinear", [x], 3);
+        return new QuantizedActivations(outputs[0], outputs[1], outputs[2]);
+    }
+
+    /// <summary>y = x·Wᵀ + b with W in int8 and x quantized by <see cref="QuantizeActivations"/>; returns y's name.</summary>
+    public static string Linear(OnnxGraphBuilder graph, QuantizedActivations x, string module, Tensor weight, Tensor bias)
     {
         using var scope = NewDisposeScope();
         var (quantized, scales) = Quantize(weight);
@@ -25,10 +35,9 @@ public static class Int8Quantization
         var weightScale = graph.Initializer(module + ".weight.scale", MemoryMarshal.Cast<byte, float>(scales.bytes), outFeatures);
         var weightZeroPoint = graph.Initializer(module + ".weight.zero_point", new sbyte[outFeatures], outFeatures);
 
-        var quantizedX = graph.Node("DynamicQuantizeLinear", [x], 3);
-        var product = graph.Node("MatMulInteger", [quantizedX[0], qWeight, quantizedX[2], weightZeroPoint]);
+        var product = graph.Node("MatMulInteger", [x.Values, qWeight, x.ZeroPoint, weightZeroPoint]);
         var asFloat = graph.Node("Cast", [product], null, OnnxGraphBuilder.Attribute("to", (long)OnnxType.Float));
-        var scaled = graph.Node("Mul", [asFloat, graph.Node("Mul", [quantizedX[1], weightScale])]);
+        var scaled = graph.Node("Mul", [asFloat, graph.Node("Mul", [x.Scale, weightScale])]);
         return graph.Node("Add", [scaled, graph.Initializer(module + ".bias", MemoryMarshal.Cast<byte, float>(bias.contiguous().bytes), outFeatures)]);
     }
 
@@ -53,3 +62,6 @@ public static class Int8Quantization
         return (quantized, scales);
     }
 }
+
+/// <summary>The three outputs of DynamicQuantizeLinear: uint8 values, their float scale and uint8 zero point.</summary>
+public sealed record QuantizedActivations(string Values, string Scale, string ZeroPoint);

@@ -86,6 +86,9 @@ public static class OnnxEncoderGraph
     /// <summary>Emits the nodes of one model into a builder.</summary>
     private sealed class Writer(OnnxGraphBuilder graph, OnnxWeights weights, Func<string, Tensor> weight)
     {
+        // Each int8 Linear input is quantized once, however many Linears read it.
+        private readonly Dictionary<string, QuantizedActivations> quantizedInputs = new(StringComparer.Ordinal);
+
         public string Embeddings(string ids, string types, BertConfig config)
         {
             var words = weights == OnnxWeights.Int8
@@ -171,7 +174,9 @@ public static class OnnxEncoderGraph
         {
             var w = weight(module + ".weight");
             var b = weight(module + ".bias");
-            return weights == OnnxWeights.Int8 ? Int8Quantization.Linear(graph, x, module, w, b) : MatMulAdd(x, module, w, b);
+            if (weights != OnnxWeights.Int8) return MatMulAdd(x, module, w, b);
+            if (!quantizedInputs.TryGetValue(x, out var quantized)) quantizedInputs[x] = quantized = Int8Quantization.QuantizeActivations(graph, x);
+            return Int8Quantization.Linear(graph, quantized, module, w, b);
         }
 
         /// <summary>x·Wᵀ (+ b) in fp32.</summary>
