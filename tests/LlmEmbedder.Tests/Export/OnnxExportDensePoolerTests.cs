@@ -59,6 +59,13 @@ public sealed class OnnxExportDensePoolerTests(ITestOutputHelper output) : IDisp
         var onnx = TinyRuns.Encode(dir, export, "query", null, "--backend", "onnx");
         Assert.InRange(TinyRuns.MaxAbsDifference(torch.Vectors, onnx.Vectors), 0, OnnxExportChecks.Tolerance);
 
+        // The ONNX backend never loads libtorch (the dynamic loader lists every library a process opens).
+        var loads = CliProcess.Run(["encode", "--model", export, "--input", Path.Combine(dir, "texts.txt"), "--output", Path.Combine(dir, "ld.npy"), "--backend", "onnx"],
+            environment: new Dictionary<string, string> { ["LD_DEBUG"] = "libs" });
+        Assert.True(loads.ExitCode == 0, loads.Stderr);
+        Assert.Contains("libonnxruntime", loads.Stderr);
+        Assert.DoesNotContain("libtorch", loads.Stderr);
+
         // The graph pools CLS and projects; asking it for mean pooling, or to skip normalisation, is refused, not ignored.
         AssertEncodeFails(export, "the ONNX graph computes cls pooling, not mean", "--backend", "onnx", "--pooling_method", "mean");
         AssertEncodeFails(export, "L2-normalised vectors", "--backend", "onnx", "--dense_metric", "ip");
