@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: patchelf (TorchSharp fix), python3-torch + OpenBLAS (PyTorch reference values),
-# jemalloc (flat memory in long runs), Open MPI (mpirun, and libmpi.so.40 that training calls directly). Installs only what is missing.
+# python3-onnx (its checker accepts our ONNX exports), jemalloc (flat memory in long runs), Open MPI (mpirun, and libmpi.so.40 that training calls directly). Installs only what is missing.
 set -euo pipefail
-packages=(patchelf libjemalloc2 python3-torch python3-numpy libopenblas0-openmp openmpi-bin libopenmpi3)
+packages=(patchelf libjemalloc2 python3-torch python3-numpy python3-onnx libopenblas0-openmp openmpi-bin libopenmpi3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

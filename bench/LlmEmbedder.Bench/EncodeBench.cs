@@ -78,7 +78,7 @@ public static class EncodeBench
         }
     }
 
-    private static TokenBatch MakeBatch(int[] lengths, Random random)
+    internal static TokenBatch MakeBatch(int[] lengths, Random random)
     {
         int width = lengths.Max();
         var ids = new long[lengths.Length * width];
@@ -93,7 +93,7 @@ public static class EncodeBench
     }
 
     /// <summary>Best of three runs after one warm-up, in seconds.</summary>
-    private static double Time(Action action)
+    internal static double Time(Action action)
     {
         action();
         return Enumerable.Range(0, 3).Select(_ => { var clock = Stopwatch.StartNew(); action(); return clock.Elapsed.TotalSeconds; }).Min();

@@ -10,6 +10,7 @@ var benchmarks = new Dictionary<string, Action<string[]>>
     ["encode"] = EncodeBench.Run,
     ["eval"] = EvalBench.Run,
     ["serve-load"] = ServeLoadBench.Run,
+    ["onnx"] = OnnxBench.Run,
 };
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using LlmEmbedder.Checkpoints;
 using LlmEmbedder.Data;
+using LlmEmbedder.Inference;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
 using LlmEmbedder.Training;
@@ -35,6 +36,15 @@ internal sealed class EncoderOptions
     private readonly Option<string?> version = new("--version") { Description = "Instruction version (bge, e5, llm-embedder, ...); default: the model's" };
     private readonly Option<string?> instructionFile = new("--instruction_file") { Description = "JSON file adding instruction versions" };
     private readonly Option<string?> task;
+    private readonly Option<string> backend = new("--backend")
+    {
+        Description = "torch (TorchSharp) or onnx (ONNX Runtime on the folder's export --onnx graph, no libtorch)",
+        DefaultValueFactory = _ => "torch",
+    };
+    private readonly Option<string?> onnxFile = new("--onnx_file")
+    {
+        Description = $"With --backend onnx: the graph to run, relative to the model folder (e.g. {OnnxEmbeddingModel.Int8File}); default {OnnxEmbeddingModel.DefaultFile}",
+    };
     private readonly TextEncodingOption encoding = new();
 
     public EncoderOptions(int defaultBatchSize, string taskDescription = "Instruction task; needed when the model has instructions for several tasks")
@@ -42,6 +52,7 @@ internal sealed class EncoderOptions
         pooling.AcceptOnlyFromAmong("cls", "mean");
         metric.AcceptOnlyFromAmong([.. DenseMetrics.Names]);
         dtype.AcceptOnlyFromAmong("fp32", "bf16");
+        backend.AcceptOnlyFromAmong([.. InferenceBackend.Names]);
         maxLength = new Option<int?>("--max_length")
         {
             Description = "Truncate to this many tokens (default: the model's query and key max lengths, else 512)",
@@ -53,9 +64,22 @@ internal sealed class EncoderOptions
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { task, version, instructionFile, pooling, metric, maxLength, batchSize, dtype }) command.Add(option);
+        foreach (var option in new Option[] { task, version, instructionFile, pooling, metric, maxLength, batchSize, dtype, backend, onnxFile }) command.Add(option);
         encoding.AddTo(command);
+        command.AddRule([backend, onnxFile, dtype], result =>
+        {
+            bool onnx = result.ValueOr(backend, "torch") == "onnx";
+            if (!onnx && result.ValueOr(onnxFile, null) is not null)
+                throw new EmbedderException("--onnx_file needs --backend onnx");
+            if (onnx && result.ValueOr(dtype, null) == "bf16")
+                throw new EmbedderException("--dtype bf16 is a TorchSharp setting; with --backend onnx the graph's own precision applies (--onnx_file picks fp32 or int8)");
+        });
     }
+
+    /// <summary>--backend and --onnx_file.</summary>
+    public InferenceBackend Backend(ParseResult parsed) => InferenceBackend.Parse(parsed.GetRequiredValue(backend)) == BackendKind.Onnx
+        ? new InferenceBackend(BackendKind.Onnx, parsed.GetValue(onnxFile) ?? OnnxEmbeddingModel.DefaultFile)
+        : InferenceBackend.Torch;
 
     public TextEncoding Encoding(ParseResult parsed) => encoding.Get(parsed);
 
@@ -87,7 +111,7 @@ internal sealed class EncoderOptions
     {
         var model = ModelFolder.Open(ModelArgument.Resolve(modelArgument));
         var spec = model.Override(Overrides(parsed, Encoding(parsed)), out var changes);
-        return new EncoderRequest(model, spec, changes);
+        return new EncoderRequest(model, spec, changes, Backend(parsed));
     }
 
     public static void Note(EncoderRequest request)

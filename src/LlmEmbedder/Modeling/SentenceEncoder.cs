@@ -80,15 +80,22 @@ public sealed class SentenceEncoder : IEmbeddingModel
 
     /// <summary>Pooled (then projected by <paramref name="dense"/>, then optionally L2-normalised) embeddings of
     /// <paramref name="model"/>, e.g. a training copy in another dtype.</summary>
-    public static Tensor Embed(BertModel model, TokenBatch batch, PoolingMethod pooling, bool normalize, DenseLayer? dense = null)
+    public static Tensor Embed(BertModel model, TokenBatch batch, PoolingMethod pooling, bool normalize, DenseLayer? dense = null) =>
+        EmbedWithHiddenStates(model, batch, pooling, normalize, dense).Embeddings;
+
+    /// <summary><see cref="Embed(BertModel, TokenBatch, PoolingMethod, bool, DenseLayer?)"/> and the last_hidden_state
+    /// [batch, sequence, hidden] (fp32) it pooled.</summary>
+    public static (Tensor Embeddings, Tensor HiddenStates) EmbedWithHiddenStates(BertModel model, TokenBatch batch, PoolingMethod pooling, bool normalize,
+        DenseLayer? dense = null)
     {
         var device = model.parameters().First().device;
         var ids = tensor(batch.InputIds, [batch.BatchSize, batch.SequenceLength], device: device);
         var mask = tensor(batch.AttentionMask, [batch.BatchSize, batch.SequenceLength], device: device);
         // Pooling (a sum over up to 512 tokens for mean) and what follows run in fp32 whatever the model's dtype.
-        var pooled = Pooling.Apply(model.call(ids, mask).to(ScalarType.Float32), mask, pooling);
+        var hidden = model.call(ids, mask).to(ScalarType.Float32);
+        var pooled = Pooling.Apply(hidden, mask, pooling);
         if (dense is not null) pooled = dense.call(pooled);
-        return normalize ? nn.functional.normalize(pooled, p: 2, dim: -1) : pooled;
+        return (normalize ? nn.functional.normalize(pooled, p: 2, dim: -1) : pooled, hidden);
     }
 
     /// <summary>Embeddings of one tokenized batch for inference: [batch × Dimension] fp32, no graph.</summary>

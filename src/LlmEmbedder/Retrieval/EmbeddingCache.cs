@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LlmEmbedder.Checkpoints;
+using LlmEmbedder.Inference;
 using LlmEmbedder.Modeling;
 
 namespace LlmEmbedder.Retrieval;
@@ -14,7 +15,8 @@ namespace LlmEmbedder.Retrieval;
 /// everything cached never loads the model.
 /// </summary>
 /// <param name="Overridden">What the flags changed in the folder's spec ("pooling mean → cls"), for the command to report.</param>
-public sealed record EncoderRequest(ModelFolder Model, EncoderSpec Spec, IReadOnlyList<string>? Overridden = null)
+/// <param name="Backend">What runs the model; null: TorchSharp.</param>
+public sealed record EncoderRequest(ModelFolder Model, EncoderSpec Spec, IReadOnlyList<string>? Overridden = null, InferenceBackend? Backend = null)
 {
     /// <summary>One line saying which flags override the model's spec, or null when none do.</summary>
     public string? OverrideNote => Overridden is { Count: > 0 } changes
@@ -28,12 +30,13 @@ public sealed record EncoderRequest(ModelFolder Model, EncoderSpec Spec, IReadOn
         return new EncoderRequest(model, model.Spec);
     }
 
-    public IEmbeddingModel Load(EmbeddingRole role) => SentenceEncoder.Load(Model.EncoderDir(role), Spec);
+    public IEmbeddingModel Load(EmbeddingRole role) => (Backend ?? InferenceBackend.Torch).Load(Model.EncoderDir(role), Spec);
 }
 
 /// <summary>
 /// What a cached embedding matrix depends on: the model (its folder's files by path, size and modification time),
-/// the encoder spec that applies (pooling, dense, normalisation, the side's max length, dtype), the instruction prefix and the texts themselves (a
+/// the encoder spec that applies (pooling, dense, normalisation, the side's max length, dtype), the backend (ONNX Runtime and
+/// its file, when not TorchSharp), the instruction prefix and the texts themselves (a
 /// SHA-256 of every text, so an edited corpus misses). The key template is recorded for people reading the
 /// metadata; the rendered texts already change with it.
 /// </summary>
@@ -63,20 +66,30 @@ public sealed record EmbeddingCacheKey(
     }
 
     /// <summary>Everything the key is made of, as the JSON stored beside the matrix.</summary>
-    public JsonObject Describe() => new()
+    public JsonObject Describe()
     {
-        ["model_dir"] = Path.GetFullPath(Encoder.Model.EncoderDir(Role)),
-        ["model_fingerprint"] = ModelFingerprint,
-        ["pooling"] = Encoder.Spec.Pooling.Name(),
-        ["dense"] = Encoder.Spec.Dense,
-        ["normalize"] = Encoder.Spec.Normalize,
-        ["max_length"] = Encoder.Spec.MaxLength(Role),
-        ["dtype"] = EncoderSpec.DtypeName(Encoder.Spec.Dtype),
-        ["instruction"] = InstructionPrefix,
-        ["key_template"] = KeyTemplate,
-        ["rows"] = Texts.Count,
-        ["texts_sha256"] = TextsHash(),
-    };
+        var description = new JsonObject
+        {
+            ["model_dir"] = Path.GetFullPath(Encoder.Model.EncoderDir(Role)),
+            ["model_fingerprint"] = ModelFingerprint,
+            ["pooling"] = Encoder.Spec.Pooling.Name(),
+            ["dense"] = Encoder.Spec.Dense,
+            ["normalize"] = Encoder.Spec.Normalize,
+            ["max_length"] = Encoder.Spec.MaxLength(Role),
+            ["dtype"] = EncoderSpec.DtypeName(Encoder.Spec.Dtype),
+            ["instruction"] = InstructionPrefix,
+            ["key_template"] = KeyTemplate,
+            ["rows"] = Texts.Count,
+            ["texts_sha256"] = TextsHash(),
+        };
+        // Torch entries keep the fields they always had, so caches written before backends existed stay valid.
+        if (Encoder.Backend is { Kind: BackendKind.Onnx } backend)
+        {
+            description["backend"] = backend.Name;
+            description["onnx_file"] = backend.OnnxFile;
+        }
+        return description;
+    }
 
     /// <summary>The file name stem: a SHA-256 of <see cref="Describe"/>.</summary>
     public string Hash() => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Describe().ToJsonString())));

@@ -28,14 +28,16 @@ public sealed record EvaluationSettings(
     }
 }
 
-/// <summary>The evaluation of one model, with where its time went.</summary>
+/// <summary>The evaluation of one model, with where its time went and the embeddings it searched.</summary>
 public sealed record ModelEvaluationResult(
     RetrievalEvaluationResult Evaluation,
     int Dimension,
     bool CorpusFromCache,
     bool QueriesFromCache,
     TimeSpan EncodingTime,
-    TimeSpan SearchTime);
+    TimeSpan SearchTime,
+    EncodedTexts Queries,
+    EncodedTexts Corpus);
 
 /// <summary>
 /// One model on one dataset: encode the queries and the corpus (through the embedding cache), search (exact by
@@ -67,7 +69,7 @@ public static class ModelEvaluation
             ? RetrievalEvaluation.Run(dataset, queries.Values, corpus.Values, corpus.Dimension, settings.Hits, settings.Metrics, settings.Cutoffs,
                 cancellationToken: cancellationToken)
             : Approximate(dataset, queries.Values, corpus.Values, corpus.Dimension, settings, cancellationToken);
-        return new ModelEvaluationResult(evaluation, corpus.Dimension, corpus.FromCache, queries.FromCache, encodingTime, clock.Elapsed);
+        return new ModelEvaluationResult(evaluation, corpus.Dimension, corpus.FromCache, queries.FromCache, encodingTime, clock.Elapsed, queries, corpus);
     }
 
     private static RetrievalEvaluationResult Approximate(

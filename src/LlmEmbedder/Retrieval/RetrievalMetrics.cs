@@ -55,6 +55,13 @@ public static class RetrievalMetrics
     public static readonly IReadOnlyList<string> DefaultMetrics = ["mrr", "recall", "ndcg"];
     public static readonly IReadOnlyList<int> DefaultCutoffs = [1, 5, 10, 100];
 
+    /// <summary>
+    /// The one number that stands for a model's quality (loss curves, quantization checks): mrr@10 when measured,
+    /// else the first metric with a cutoff (the evaluator orders them by name, then cutoff); null when there is none.
+    /// </summary>
+    public static string? MainMetric(IReadOnlyCollection<string> names) =>
+        names.Contains("mrr@10") ? "mrr@10" : names.FirstOrDefault(n => n.Contains('@'));
+
     /// <summary>Orders keys "name@cutoff" by name, then by cutoff as a number.</summary>
     public static IComparer<string> KeyOrder { get; } = Comparer<string>.Create(CompareKeys);
 

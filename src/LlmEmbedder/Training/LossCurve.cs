@@ -1,3 +1,4 @@
+using LlmEmbedder.Retrieval;
 using LlmEmbedder.Training.Checkpointing;
 
 namespace LlmEmbedder.Training;
@@ -42,15 +43,11 @@ public static class LossCurve
     public static double[] MovingMean(IReadOnlyList<double> values, int window) =>
         values.Select((_, i) => values.Skip(Math.Max(0, i - window + 1)).Take(Math.Min(window, i + 1)).Average()).ToArray();
 
-    /// <summary>
-    /// The metric the curve shows: mrr@10 when measured, else the first metric with a cutoff (the evaluator orders them
-    /// by name, then cutoff); null without evaluations.
-    /// </summary>
+    /// <summary>The metric the curve shows (<see cref="RetrievalMetrics.MainMetric"/>); null without evaluations.</summary>
     public static MetricSeries? MainMetric(IReadOnlyList<(int Step, IReadOnlyDictionary<string, double> Metrics)> evaluations)
     {
         if (evaluations.Count == 0) return null;
-        var names = evaluations[0].Metrics.Keys.ToList();
-        string? name = names.Contains("mrr@10") ? "mrr@10" : names.FirstOrDefault(n => n.Contains('@'));
+        string? name = RetrievalMetrics.MainMetric(evaluations[0].Metrics.Keys.ToList());
         if (name is null) return null;
         var measured = evaluations.Where(e => e.Metrics.ContainsKey(name)).ToList();
         return new MetricSeries(name, measured.Select(e => (double)e.Step).ToArray(), measured.Select(e => e.Metrics[name]).ToArray());

@@ -1,7 +1,10 @@
 using System.Text.Json.Nodes;
+using LlmEmbedder.Checkpoints.Export;
+using LlmEmbedder.Inference;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Retrieval;
 using LlmEmbedder.Tests.Cli;
+using LlmEmbedder.Tests.Spec;
 
 namespace LlmEmbedder.Tests.Eval;
 
@@ -69,6 +72,33 @@ public sealed class EmbeddingCacheTests : IDisposable
         File.SetLastWriteTimeUtc(Path.Combine(model, "model.safetensors"), DateTime.UtcNow.AddMinutes(1));
         Assert.False(Encode(request, Texts).FromCache);
         Assert.True(Encode(request, Texts).FromCache);
+    }
+
+    [Fact]
+    public void EachBackendAndOnnxFileHasItsOwnEntries()
+    {
+        var export = Path.Combine(dir, "export");
+        SentenceTransformersExport.Export(new ExportOptions { EncoderDir = model, OutputDir = export, Onnx = new OnnxExportOptions { Int8 = true } });
+        var torch = EncoderRequest.Open(export);
+        var onnx = torch with { Backend = new InferenceBackend(BackendKind.Onnx) };
+        var int8 = torch with { Backend = new InferenceBackend(BackendKind.Onnx, OnnxEmbeddingModel.Int8File) };
+
+        var torchVectors = Encode(torch, Texts);
+        Assert.False(torchVectors.FromCache);
+        var onnxVectors = Encode(onnx, Texts);
+        Assert.False(onnxVectors.FromCache);
+        Assert.False(Encode(int8, Texts).FromCache);
+        Assert.True(Encode(torch, Texts).FromCache);
+        Assert.True(Encode(onnx, Texts).FromCache);
+        Assert.True(Encode(int8, Texts).FromCache);
+        Assert.InRange(TinyRuns.MaxAbsDifference(torchVectors.Values, onnxVectors.Values), 0, 1e-4);
+
+        // A TorchSharp entry is described as before backends existed, so older caches still hit.
+        var torchKey = JsonNode.Parse(File.ReadAllText(Path.ChangeExtension(cache.MatrixPath(EmbeddingCacheKey.For(torch, EmbeddingRole.Key, "", "{title} {text}", Texts)), ".json")))!;
+        Assert.Null(torchKey["backend"]);
+        var int8Key = JsonNode.Parse(File.ReadAllText(Path.ChangeExtension(cache.MatrixPath(EmbeddingCacheKey.For(int8, EmbeddingRole.Key, "", "{title} {text}", Texts)), ".json")))!;
+        Assert.Equal("onnx", int8Key["backend"]!.GetValue<string>());
+        Assert.Equal(OnnxEmbeddingModel.Int8File, int8Key["onnx_file"]!.GetValue<string>());
     }
 
     [Fact]

@@ -70,7 +70,7 @@ public sealed class ModelParityWithOnnxRuntimeTests(ITestOutputHelper output)
     }
 
     /// <summary>CLS or masked-mean pooling and L2 normalisation, computed in double from the ONNX Runtime output.</summary>
-    private static float[] PoolAndNormalize(float[] hiddenStates, long[] mask, int batch, int sequence, int hidden, string pooling)
+    internal static float[] PoolAndNormalize(float[] hiddenStates, long[] mask, int batch, int sequence, int hidden, string pooling)
     {
         var result = new float[batch * hidden];
         for (int row = 0; row < batch; row++)

@@ -21,7 +21,8 @@ public sealed record ModelCard(
     Instruction? Prompts,
     string? Task,
     RunArguments? Run,
-    IReadOnlyList<(string Name, double Value)>? Metrics)
+    IReadOnlyList<(string Name, double Value)>? Metrics,
+    IReadOnlyList<string>? OnnxFiles = null)
 {
     /// <summary>The training arguments a model card shows, in this order.</summary>
     private static readonly string[] CardHyperParameters =
@@ -180,5 +181,11 @@ public sealed record ModelCard(
         text.Append("```\n\n");
         text.Append("`encode` reads how to use the model from this folder (`encoder_spec.json`): pooling, Dense, normalisation, max lengths ");
         text.Append("and the instruction of the task and role.\n");
+        if (OnnxFiles is not { Count: > 0 }) return;
+
+        text.Append("\n### ONNX Runtime\n\n");
+        text.Append(CultureInfo.InvariantCulture, $"{string.Join(", ", OnnxFiles.Select(f => $"`{f}`"))}: inputs `input_ids`, `attention_mask`, `token_type_ids` ");
+        text.Append("(int64 [batch, sequence]); outputs `last_hidden_state` and `sentence_embedding` (pooling, Dense and normalisation applied, as `encode` gives). ");
+        text.Append(CultureInfo.InvariantCulture, $"`SentenceTransformer(\"path/to/{Name}\", backend=\"onnx\")` loads the fp32 graph; `llm-embedder encode --backend onnx` runs it without libtorch.\n");
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LlmEmbedder.Data;
+using LlmEmbedder.Inference;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Training;
 using static TorchSharp.torch;
@@ -22,6 +23,12 @@ public sealed record ExportOptions
 
     /// <summary>A metrics.json (e.g. from eval --output_dir) to show in the model card.</summary>
     public string? MetricsFile { get; init; }
+
+    /// <summary>Also write the ONNX graphs (onnx/), checked by the parity gate; null: none.</summary>
+    public OnnxExportOptions? Onnx { get; init; }
+
+    /// <summary>Lines about long steps (the ONNX export and its gate).</summary>
+    public IProgress<string>? Progress { get; init; }
 }
 
 /// <summary>What was written.</summary>
@@ -35,7 +42,8 @@ public sealed record ExportResult(
     IReadOnlyList<string> Overridden,
     int? DenseOutFeatures,
     Instruction? Prompts,
-    IReadOnlyList<string> Files);
+    IReadOnlyList<string> Files,
+    OnnxExportReport? Onnx = null);
 
 /// <summary>
 /// Packages a trained encoder as a hub-ready sentence-transformers folder: the encoder's files at the root
@@ -72,6 +80,7 @@ public static class SentenceTransformersExport
         if (dense is not null && dense.InFeatures != config.HiddenSize)
             throw new EmbedderException($"{encoderDir}: the dense pooler takes {dense.InFeatures} features but the encoder's hidden size is {config.HiddenSize}");
         var metrics = options.MetricsFile is null ? null : ModelCard.ReadMetrics(options.MetricsFile);
+        var onnx = options.Onnx is { EvalSet: not null } withEval ? withEval with { EvalInstruction = spec.Instructions.For(options.Task) } : options.Onnx;
 
         var output = Path.GetFullPath(options.OutputDir);
         CheckReplaceable(output);
@@ -87,14 +96,16 @@ public static class SentenceTransformersExport
             var card = new ModelCard(
                 Name: Path.GetFileName(output.TrimEnd(Path.DirectorySeparatorChar)),
                 Config: config, Spec: spec, DenseOutFeatures: exportedDense?.OutFeatures, Prompts: prompts, Task: options.Task,
-                Run: run, Metrics: metrics);
+                Run: run, Metrics: metrics,
+                OnnxFiles: onnx is null ? null : onnx.Int8 ? [OnnxEmbeddingModel.DefaultFile, OnnxEmbeddingModel.Int8File] : [OnnxEmbeddingModel.DefaultFile]);
             FileUtil.WriteAllTextAtomic(Path.Combine(staging, "README.md"), card.Render());
+            var onnxReport = onnx is null ? null : OnnxExport.Write(staging, spec, onnx, options.Progress);
 
             var files = Directory.EnumerateFileSystemEntries(staging, "*", SearchOption.AllDirectories)
                 .Where(p => File.Exists(p) || !Directory.EnumerateFileSystemEntries(p).Any())
                 .Select(p => Path.GetRelativePath(staging, p).Replace(Path.DirectorySeparatorChar, '/'))
                 .Order(StringComparer.Ordinal).ToArray();
-            result = new ExportResult(output, encoderDir, spec, model.SpecSource, overridden, exportedDense?.OutFeatures, prompts, files);
+            result = new ExportResult(output, encoderDir, spec, model.SpecSource, overridden, exportedDense?.OutFeatures, prompts, files, onnxReport);
         });
         return result!;
     }
