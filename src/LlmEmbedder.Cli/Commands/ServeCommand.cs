@@ -57,6 +57,7 @@ internal static class ServeCommand
                 MaxBatchSize = encoderOptions.BatchSize(parsed),
                 MaxBatchTokens = parsed.GetValue(maxBatchTokens),
                 MaxQueue = parsed.GetValue(maxQueue),
+                Backend = request.Backend ?? InferenceBackend.Torch,
             }.Validated();
             var name = parsed.GetValue(servedName) ?? TextEmbedder.ModelName(modelArgument);
             var serverOptions = new EmbeddingServerOptions

@@ -29,7 +29,7 @@ public sealed class TextEmbedder : IDisposable
         options = (options ?? new TextEmbedderOptions()).Validated();
         var folder = ModelFolder.Open(ModelLocator.Resolve(modelOrHubId));
         var spec = folder.Override(options.Overrides, out var changes);
-        return new TextEmbedder(new EncoderRequest(folder, spec, changes), ModelName(modelOrHubId), options);
+        return new TextEmbedder(new EncoderRequest(folder, spec, changes, options.Backend), ModelName(modelOrHubId), options);
     }
 
     /// <summary>Loads the side models of <paramref name="request"/> (one when tied).</summary>

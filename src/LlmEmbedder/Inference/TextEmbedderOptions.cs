@@ -8,6 +8,9 @@ public sealed record TextEmbedderOptions
     /// <summary>Changes to the model's encoder spec (dtype, pooling, ...); none by default: the model as trained.</summary>
     public EncoderSpecOverrides Overrides { get; init; } = new();
 
+    /// <summary>What runs the model: TorchSharp (default), or ONNX Runtime over the folder's `export --onnx` graph.</summary>
+    public InferenceBackend Backend { get; init; } = InferenceBackend.Torch;
+
     /// <summary>Texts in one forward pass at most.</summary>
     [ArgumentRange(1)]
     public int MaxBatchSize { get; init; } = 32;

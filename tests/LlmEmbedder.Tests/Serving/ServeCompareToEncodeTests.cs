@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using LlmEmbedder.Inference;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Server;
+using LlmEmbedder.Tests.Cli;
 using Microsoft.Extensions.AI;
 using OpenAI;
 using OpenAI.Embeddings;
@@ -15,9 +16,22 @@ namespace LlmEmbedder.Tests.Serving;
 
 /// <summary>The server, running in this process on a free port, over <see cref="ServingModel"/>: requests that name no
 /// task get qa's instructions; /v1 needs <see cref="ApiKey"/>; at most 8 texts a request.</summary>
-public sealed class ServedModel : IAsyncLifetime
+public class ServedModel : IAsyncLifetime
 {
     public const string ApiKey = "test-key-123";
+
+    public ServedModel()
+        : this(onnx: false)
+    {
+    }
+
+    protected ServedModel(bool onnx) => Onnx = onnx;
+
+    /// <summary>Whether the server runs the model's `export --onnx` graph on ONNX Runtime.</summary>
+    public bool Onnx { get; }
+
+    /// <summary>How close the served vectors are to `encode`'s: batching noise for TorchSharp, the export's parity gate for ONNX.</summary>
+    public double Tolerance => Onnx ? 1e-4 : EmbeddingAssert.Tolerance;
 
     public string Dir { get; } = TestPaths.NewTempDir("serve");
     public string Model { get; private set; } = "";
@@ -27,7 +41,16 @@ public sealed class ServedModel : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Model = ServingModel.Create(Dir);
-        Server = await ServingModel.StartInProcess(Model, apiKey: ApiKey, task: "qa", maxInputs: 8);
+        var served = Model;
+        var options = new TextEmbedderOptions();
+        if (Onnx)
+        {
+            served = Path.Combine(Dir, "serving-model-onnx");
+            var export = CliProcess.Run(["export", "--encoder", Model, "--output_dir", served, "--onnx"]);
+            Assert.True(export.ExitCode == 0, export.Stderr);
+            options = options with { Backend = new InferenceBackend(BackendKind.Onnx) };
+        }
+        Server = await ServingModel.StartInProcess(served, apiKey: ApiKey, task: "qa", maxInputs: 8, embedderOptions: options);
         await Server.ModelLoaded;
         BaseAddress = new Uri(Server.Addresses.Single());
     }
@@ -50,13 +73,22 @@ public sealed class ServedModel : IAsyncLifetime
         new("serving-model", new ApiKeyCredential(ApiKey), new OpenAIClientOptions { Endpoint = new Uri(BaseAddress, path) });
 }
 
+/// <summary>The same server on ONNX Runtime (`serve --backend onnx`) over the model's exported graph.</summary>
+public sealed class ServedOnnxModel() : ServedModel(onnx: true);
+
+/// <summary>The server's acceptance on the ONNX Runtime backend: the same tests, within the export's 1e-4.</summary>
+public sealed class ServeOnnxCompareToEncodeTests(ServedOnnxModel served) : ServeCompareToEncodeTests<ServedOnnxModel>(served), IClassFixture<ServedOnnxModel>;
+
+/// <summary>The server's acceptance on TorchSharp, with the library's own tests.</summary>
+public sealed class ServeCompareToEncodeTests(ServedModel served) : ServeCompareToEncodeTests<ServedModel>(served), IClassFixture<ServedModel>;
+
 /// <summary>
 /// Acceptance of the server and the library: the OpenAI .NET client (and Microsoft.Extensions.AI over it) pointed at
 /// `serve`, raw HTTP in both encodings, and our IEmbeddingGenerator all return what `llm-embedder encode` returns for
 /// the same texts, side and task (1e-6); `dimensions` is the first N values re-normalised; usage counts the tokens
 /// `llm-embedder tokenize` gives the instruction + text.
 /// </summary>
-public sealed class ServeCompareToEncodeTests(ServedModel served) : IClassFixture<ServedModel>
+public abstract class ServeCompareToEncodeTests<TServed>(TServed served) where TServed : ServedModel
 {
     private static readonly string[] Texts = ServingModel.Texts;
 
@@ -69,7 +101,7 @@ public sealed class ServeCompareToEncodeTests(ServedModel served) : IClassFixtur
         for (int i = 0; i < Texts.Length; i++)
         {
             Assert.Equal(i, result[i].Index);
-            EmbeddingAssert.Equal(EmbeddingAssert.Row(expected.Values, expected.Columns, i), result[i].ToFloats().Span, $"key {i}");
+            EmbeddingAssert.Equal(EmbeddingAssert.Row(expected.Values, expected.Columns, i), result[i].ToFloats().Span, $"key {i}", served.Tolerance);
         }
         var counts = ServingModel.TokenCounts(served.Model, Texts.Select(t => ServingModel.Qa.Key + t), ServingModel.KeyMaxLength);
         Assert.Equal(counts.Sum(), (int)result.Usage.InputTokenCount);
@@ -86,8 +118,8 @@ public sealed class ServeCompareToEncodeTests(ServedModel served) : IClassFixtur
         for (int i = 0; i < Texts.Length; i++)
         {
             var reference = EmbeddingAssert.Row(expected.Values, expected.Columns, i);
-            EmbeddingAssert.Equal(reference, full[i].ToFloats().Span, $"query {i}");
-            EmbeddingAssert.Equal(EmbeddingAssert.Shortened(reference, 8), shortened[i].ToFloats().Span, $"query {i} at 8 dimensions");
+            EmbeddingAssert.Equal(reference, full[i].ToFloats().Span, $"query {i}", served.Tolerance);
+            EmbeddingAssert.Equal(EmbeddingAssert.Shortened(reference, 8), shortened[i].ToFloats().Span, $"query {i} at 8 dimensions", served.Tolerance);
         }
         var counts = ServingModel.TokenCounts(served.Model, Texts.Select(t => ServingModel.Qa.Query + t), ServingModel.QueryMaxLength);
         Assert.Equal(counts.Sum(), (int)full.Usage.InputTokenCount);
@@ -100,7 +132,7 @@ public sealed class ServeCompareToEncodeTests(ServedModel served) : IClassFixtur
         using var generator = served.OpenAIClient().AsIEmbeddingGenerator();
         var result = await generator.GenerateAsync(Texts, new AIOptions { Dimensions = 16 });
         for (int i = 0; i < Texts.Length; i++)
-            EmbeddingAssert.Equal(EmbeddingAssert.Shortened(EmbeddingAssert.Row(expected.Values, expected.Columns, i), 16), result[i].Vector.Span, $"key {i}");
+            EmbeddingAssert.Equal(EmbeddingAssert.Shortened(EmbeddingAssert.Row(expected.Values, expected.Columns, i), 16), result[i].Vector.Span, $"key {i}", served.Tolerance);
     }
 
     [Fact]
@@ -119,7 +151,7 @@ public sealed class ServeCompareToEncodeTests(ServedModel served) : IClassFixtur
             var decoded = new float[bytes.Length / 4];
             for (int j = 0; j < decoded.Length; j++) decoded[j] = BitConverter.ToSingle(bytes, j * 4);
             Assert.Equal(floats, decoded);
-            EmbeddingAssert.Equal(EmbeddingAssert.Row(expected.Values, expected.Columns, i), floats, $"icl query {i}");
+            EmbeddingAssert.Equal(EmbeddingAssert.Row(expected.Values, expected.Columns, i), floats, $"icl query {i}", served.Tolerance);
             Assert.Equal(i, asFloats["data"]![i]!["index"]!.GetValue<int>());
         }
         Assert.Equal("list", asFloats["object"]!.GetValue<string>());
@@ -136,7 +168,7 @@ public sealed class ServeCompareToEncodeTests(ServedModel served) : IClassFixtur
         using var http = served.Client();
         var response = await Post(http, new JsonObject { ["input"] = longText, ["truncate"] = true });
         var floats = response["data"]![0]!["embedding"]!.AsArray().Select(v => v!.GetValue<float>()).ToArray();
-        EmbeddingAssert.Equal(expected.Values, floats, "truncated key");
+        EmbeddingAssert.Equal(expected.Values, floats, "truncated key", served.Tolerance);
         Assert.Equal(ServingModel.KeyMaxLength, response["usage"]!["prompt_tokens"]!.GetValue<int>());
     }
 

@@ -95,12 +95,12 @@ internal static class EmbeddingAssert
 {
     public const double Tolerance = 1e-6;
 
-    public static void Equal(float[] expected, ReadOnlySpan<float> actual, string what)
+    public static void Equal(float[] expected, ReadOnlySpan<float> actual, string what, double tolerance = Tolerance)
     {
         Assert.True(expected.Length == actual.Length, $"{what}: {actual.Length} values, expected {expected.Length}");
         double worst = 0;
         for (int i = 0; i < expected.Length; i++) worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]));
-        Assert.True(worst <= Tolerance, $"{what}: max |difference| {worst:E2} > {Tolerance:E0}");
+        Assert.True(worst <= tolerance, $"{what}: max |difference| {worst:E2} > {tolerance:E0}");
     }
 
     /// <summary>Row <paramref name="row"/> of a row-major matrix.</summary>
