@@ -17,6 +17,7 @@ internal static class EmbeddedDefault
     public const string OutputDir = "outputs/llm-embedder-default";
     private static readonly string InitialModel = Path.Combine(OutputDir, "initial-model");
     public static readonly string MergedModel = Path.Combine(OutputDir, "merged");
+    private const double WeightStep = 0.25;
 
     public static (ModelArguments Model, TrainingArguments Training) Arguments()
     {
@@ -58,8 +59,9 @@ internal static class EmbeddedDefault
     }
 
     /// <summary>
-    /// After training: the fine-tuned model merged with its start model, weights searched on a grid of step 0.1 for
-    /// the best mean mrr@10 over the domain set (samples/eval) and the general one (samples/general).
+    /// After training: the fine-tuned model merged with its start model, weights searched for the best mean mrr@10 over
+    /// the domain set (samples/eval) and the general one (samples/general), on a grid of step 0.25: each weight vector
+    /// costs an evaluation of both sets (about 1 s here), and a finer grid would add more time than the run has.
     /// </summary>
     public static MergeRequest MergeRequest(ModelArguments model)
     {
@@ -69,7 +71,7 @@ internal static class EmbeddedDefault
             [model.EvalData!, Path.Combine(samples, "general", "queries.jsonl")],
             [model.Corpus!, Path.Combine(samples, "general", "corpus.jsonl")],
             model.DataRoot, TextEncoding.Parse(model.Encoding), settings);
-        return new MergeRequest([OutputDir, InitialModel], null, MergedModel, sets, MergeCommand.DefaultMetric, MergeCommand.DefaultWeightStep);
+        return new MergeRequest([OutputDir, InitialModel], null, MergedModel, sets, MergeCommand.DefaultMetric, WeightStep);
     }
 
     /// <summary>
