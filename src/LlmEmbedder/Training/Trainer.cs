@@ -305,6 +305,7 @@ public sealed class Trainer
                 NegativeCrossDevice = trainArgs.NegativeCrossDevice,
                 ComputeDtype = MixedPrecisionModel.ParseDtype(modelArgs.Dtype),
                 GradientCheckpointing = trainArgs.GradientCheckpointing,
+                MiniBatchSize = trainArgs.MiniBatchSize,
             }, processGroup);
         }
         catch

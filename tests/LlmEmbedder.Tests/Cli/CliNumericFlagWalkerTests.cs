@@ -19,7 +19,7 @@ public sealed class CliNumericFlagWalkerTests
         "train --teacher_scores_min", "train --per_device_train_batch_size", "train --learning_rate", "train --warmup_ratio",
         "train --weight_decay", "train --num_train_epochs", "train --max_steps", "train --gradient_accumulation_steps",
         "train --save_steps", "train --logging_steps", "train --eval_steps", "train --seed", "train --max_grad_norm",
-        "train --early_exit_steps",
+        "train --early_exit_steps", "train --mini_batch_size",
         "encode --max_length", "encode --batch_size",
         "tokenize --max_length",
         "eval --cutoffs", "eval --hits", "eval --max_length", "eval --batch_size",
@@ -40,7 +40,7 @@ public sealed class CliNumericFlagWalkerTests
     {
         var found = NumericOptionsOfEveryCommand().ToList();
         Assert.Equal(ExpectedNumericFlags.Order(StringComparer.Ordinal), found.Select(Name).Order(StringComparer.Ordinal));
-        Assert.Equal(39, found.Count);
+        Assert.Equal(40, found.Count);
         foreach (var (command, option) in found)
             Assert.True(NumericOptions.RangeOf(option) is not null || AnyValueFlags.Contains(Name((command, option))),
                 $"{Name((command, option))} has no declared range");
@@ -61,7 +61,7 @@ public sealed class CliNumericFlagWalkerTests
                 tried++;
             }
         }
-        Assert.True(tried >= 39 * 5, $"only {tried} values tried");
+        Assert.True(tried >= 40 * 5, $"only {tried} values tried");
     }
 
     public static TheoryData<string> NumericFlags => new(ExpectedNumericFlags);
