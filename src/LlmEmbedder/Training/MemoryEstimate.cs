@@ -90,7 +90,7 @@ public sealed record MemoryEstimate(long Weights, long Gradients, long Optimizer
         return available;
     }
 
-    public static string Gibibytes(long bytes) => (bytes / (double)(1L << 30)).ToString("F1", CultureInfo.InvariantCulture) + " GiB";
+    public static string Gibibytes(long bytes) => (bytes / (double)(1L << 30)).ToString("F2", CultureInfo.InvariantCulture) + " GiB";
 
     /// <summary>One line: the total and its parts.</summary>
     public string Describe(bool cached) =>
