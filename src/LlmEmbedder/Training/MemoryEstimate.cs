@@ -12,8 +12,8 @@ namespace LlmEmbedder.Training;
 /// </summary>
 public sealed record MemoryEstimate(long Weights, long Gradients, long OptimizerState, long ComputeCopy, long Activations, long Runtime)
 {
-    /// <summary>The .NET runtime, libtorch and its thread pools, the tokenizer and the data, measured on a tiny model.</summary>
-    public const long RuntimeBytes = 600L << 20;
+    /// <summary>The .NET runtime, libtorch and its thread pools, the tokenizer and the data: about what `train` peaks at with a tiny model.</summary>
+    public const long RuntimeBytes = 400L << 20;
 
     public long Total => Weights + Gradients + OptimizerState + ComputeCopy + Activations + Runtime;
 
