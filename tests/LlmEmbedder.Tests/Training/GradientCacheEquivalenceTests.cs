@@ -47,6 +47,17 @@ public sealed class GradientCacheEquivalenceTests : IDisposable
         new(SentenceEncoder.Load(model, new EncoderSpec { QueryMaxLength = 24, KeyMaxLength = 48, Pooling = PoolingMethod.Mean }), keyEncoder: null,
             new RetrieverOptions { MiniBatchSize = miniBatchSize, GradientCheckpointing = checkpointing, ComputeDtype = dtype });
 
+    /// <summary>The same model without dropout twice, in training mode: one retriever with the plain step, one with caching.</summary>
+    private (DenseRetriever Plain, DenseRetriever Cached) PlainAndCached()
+    {
+        var model = CliProcess.TinyChineseModel(dir, layers: 2, dropout: 0.0);
+        var plain = Retriever(model, miniBatchSize: null);
+        var cached = Retriever(model, MiniBatch);
+        plain.Train(true);
+        cached.Train(true);
+        return (plain, cached);
+    }
+
     /// <summary>16 queries and 128 keys from 2 to 60 characters (many cut at the max length), teacher scores for distillation.</summary>
     private static RetrievalBatch MakeBatch(DenseRetriever retriever, LossKind kind, int seed = 3, int? changedKey = null)
     {
@@ -116,11 +127,9 @@ public sealed class GradientCacheEquivalenceTests : IDisposable
     [InlineData(LossKind.StableDistill)]
     public void CachedStepHasThePlainStepsLossAndGradients(LossKind kind)
     {
-        var model = CliProcess.TinyChineseModel(dir, layers: 2, dropout: 0.0);
-        using var plain = Retriever(model, miniBatchSize: null);
-        using var cached = Retriever(model, MiniBatch);
-        plain.Train(true);
-        cached.Train(true);
+        var (plain, cached) = PlainAndCached();
+        using var _ = plain;
+        using var __ = cached;
         var batch = MakeBatch(plain, kind);
 
         var expected = Gradients(plain, () => plain.ForwardBackward(batch, 1).Loss);
@@ -199,14 +208,12 @@ public sealed class GradientCacheEquivalenceTests : IDisposable
     [InlineData(LossKind.StableDistill)]
     public void ThreeCachedStepsLeaveTheWeightsOfThreePlainSteps(LossKind kind)
     {
-        var model = CliProcess.TinyChineseModel(dir, layers: 2, dropout: 0.0);
-        using var plain = Retriever(model, miniBatchSize: null);
-        using var cached = Retriever(model, MiniBatch);
+        var (plain, cached) = PlainAndCached();
+        using var _ = plain;
+        using var __ = cached;
         var options = new TrainingStepOptions { LearningRate = LearningRate, MaxGradNorm = 1.0 };
         using var plainStep = new TrainingStep(plain, options);
         using var cachedStep = new TrainingStep(cached, options);
-        plain.Train(true);
-        cached.Train(true);
         var start = plain.Parameters.ToDictionary(p => p.Name, p => p.Parameter.data<float>().ToArray());
         for (int step = 1; step <= 3; step++)
         {
