@@ -16,7 +16,7 @@ namespace LlmEmbedder.Bench;
 /// With --peer, PyTorch's eager step (bench/pytorch/train_step.py, same shape, batch, lengths and threads) runs right
 /// after in the same command, so the two are compared under the same machine load.
 /// Flags: --config PATH --batch B --group G --query-len N --key-len N --steps N (timed) --warmup N (untimed, default 1)
-/// --dtype fp32|bf16 --threads T [--gradient-checkpointing] [--mini-batch-size N] [--peer] [--tokenizer DIR]
+/// --dtype fp32|bf16 --threads T [--gradient-checkpointing] [--mini-batch-size N] [--peer [--peer-dtype fp32|bf16]] [--tokenizer DIR]
 /// </summary>
 public static class TrainStepBench
 {
@@ -52,10 +52,13 @@ public static class TrainStepBench
 
         if (!args.Contains("--peer")) return;
         Console.WriteLine($"load average before PyTorch: {LoadAverage()}");
-        var peer = RunPyTorch(configPath, shape, dtypeName == "fp32" ? "fp32" : "bf16", steps, warmup, threads);
+        // --peer-dtype fp32 races our bf16 step against PyTorch's fp32 one (the bar); by default the same dtype.
+        var peerDtype = MixedPrecisionModel.ParseDtype(Flag("--peer-dtype", dtypeName));
+        var peerPeak = peerDtype == dtype ? peak : GemmPeak.Measure(peerDtype);
+        var peer = RunPyTorch(configPath, shape, peerDtype == ScalarType.Float32 ? "fp32" : "bf16", steps, warmup, threads);
         Console.WriteLine(peer.Line);
-        Console.WriteLine($"PyTorch: {flops / peer.Seconds / 1e9:F1} GFLOP/s, MFU {flops / peer.Seconds / peak:P1}; " +
-                          $"LlmEmbedder / PyTorch speed: {peer.Seconds / seconds:F2}x");
+        Console.WriteLine($"PyTorch: {flops / peer.Seconds / 1e9:F1} GFLOP/s, MFU {flops / peer.Seconds / peerPeak:P1} (of the {peerDtype} GEMM peak " +
+                          $"{peerPeak / 1e9:F1} GFLOP/s); LlmEmbedder {dtype} / PyTorch {peerDtype} speed: {peer.Seconds / seconds:F2}x");
     }
 
     /// <summary>Seconds per timed step, the phases' mean seconds, peak RSS, and the trainer's memory estimate.</summary>
