@@ -7,6 +7,7 @@ var benchmarks = new Dictionary<string, Action<string[]>>
     ["search"] = SearchBench.Run,
     ["tokenizer"] = TokenizerBench.Run,
     ["train-step"] = TrainStepBench.Run,
+    ["train-memory"] = TrainMemoryBench.Run,
     ["encode"] = EncodeBench.Run,
     ["eval"] = EvalBench.Run,
     ["serve-load"] = ServeLoadBench.Run,

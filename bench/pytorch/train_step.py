@@ -4,7 +4,7 @@ here because Debian has no transformers package), CLS pooling, cosine contrastiv
 backward, gradient clipping, AdamW. bf16 uses torch.autocast on the CPU (fp32 master weights).
 
 usage: /usr/bin/python3 bench/pytorch/train_step.py --config CONFIG.json [--batch 16 --group 8 --query-len 32
-       --key-len 128 --steps 5 --threads 2 --dtype fp32|bf16]
+       --key-len 128 --steps 5 --warmup 1 --threads 2 --dtype fp32|bf16]
 """
 import argparse
 import json
@@ -72,6 +72,7 @@ def main():
     parser.add_argument("--query-len", type=int, default=32)
     parser.add_argument("--key-len", type=int, default=128)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     args = parser.parse_args()
@@ -97,7 +98,8 @@ def main():
         optimizer.step()
         optimizer.zero_grad()
 
-    step()  # warm-up
+    for _ in range(args.warmup):
+        step()
     start = time.perf_counter()
     for _ in range(args.steps):
         step()

@@ -24,7 +24,7 @@ public static class ActivationCheckpoint
     public static Tensor Run(Func<Tensor, Tensor> function, Tensor input)
     {
         if (!is_grad_enabled() || !input.requires_grad) return function(input);
-        return RecomputeInBackward.apply(input, new Recomputation((x, _) => function(x), CaptureRngState()));
+        return RecomputeInBackward.apply(input, new Recomputation((x, _) => function(x), GeneratorReplay.Capture()));
     }
 
     /// <summary>
@@ -37,13 +37,7 @@ public static class ActivationCheckpoint
         // apply's arguments fix how many gradients backward returns; a null here would change that count.
         ArgumentNullException.ThrowIfNull(constant);
         if (!is_grad_enabled() || !input.requires_grad) return function(input, constant);
-        return RecomputeInBackward.apply(input, constant, new Recomputation((x, c) => function(x, c!), CaptureRngState()));
-    }
-
-    private static byte[] CaptureRngState()
-    {
-        using var state = torch.random.get_rng_state();
-        return state.data<byte>().ToArray();
+        return RecomputeInBackward.apply(input, constant, new Recomputation((x, c) => function(x, c!), GeneratorReplay.Capture()));
     }
 
     /// <summary>What backward needs besides the saved input. Kept as managed data: a tensor here would outlive the scope
@@ -76,17 +70,10 @@ public static class ActivationCheckpoint
             var saved = ctx.get_saved_variables();
             var input = saved[0].detach().requires_grad_(true);
             var constant = saved.ElementAtOrDefault(1);
-            Tensor output;
-            var generatorPosition = torch.random.get_rng_state();
-            torch.random.set_rng_state(tensor(recomputation.RngStateBeforeForward));
-            try
+            var output = GeneratorReplay.Replay(recomputation.RngStateBeforeForward, () =>
             {
-                using (enable_grad()) output = recomputation.Function(input, constant);
-            }
-            finally
-            {
-                torch.random.set_rng_state(generatorPosition);
-            }
+                using (enable_grad()) return recomputation.Function(input, constant);
+            });
             autograd.backward([output], [gradOutput]);
             // TorchSharp's wrapper of the incoming gradient would otherwise live in the caller's scope until the step
             // ends, one [batch, seq, hidden] per layer; nothing reads it after this method.

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using LlmEmbedder.Distributed;
 using LlmEmbedder.Modeling;
 using LlmEmbedder.Tokenization;
@@ -23,7 +24,16 @@ public sealed record RetrieverOptions
 
     /// <summary>Each BERT layer recomputed in backward instead of keeping its activations.</summary>
     public bool GradientCheckpointing { get; init; }
+
+    /// <summary>
+    /// Gradient caching (<see cref="GradientCache"/>): texts are embedded in chunks of this many, so one chunk's
+    /// activations are held at a time instead of the whole batch's; null: one forward over the whole batch.
+    /// </summary>
+    public int? MiniBatchSize { get; init; }
 }
+
+/// <summary>What one micro-batch's forward and backward gave: its loss (as scaled for the step) and their wall times.</summary>
+public sealed record MicroBatchPass(double Loss, TimeSpan Forward, TimeSpan Backward);
 
 /// <summary>
 /// One (micro-)batch, tokenized: B queries, their B·G keys flattened as [q0_pos, q0_negs…, q1_pos, …], the teacher's
@@ -93,15 +103,27 @@ public sealed class DenseRetriever : IDisposable
     public RetrievalBatch Tokenize(IReadOnlyList<string> queries, IReadOnlyList<string> keys, float[]? teacherScores, RetrievalLossOptions loss) =>
         new(queryTokenizer.EncodeBatch(queries, QueryEncoder.Spec.QueryMaxLength), keyTokenizer.EncodeBatch(keys, KeySide.Spec.KeyMaxLength), teacherScores, loss);
 
+    /// <summary>Query embeddings [B, D] in fp32, before normalisation (the loss normalises for cos itself, in fp32).</summary>
+    public Tensor EmbedQueries(TokenBatch queries) =>
+        SentenceEncoder.Embed(queryCompute.Compute, queries, QueryEncoder.Spec.Pooling, normalize: false, QueryEncoder.Dense).to(ScalarType.Float32);
+
+    /// <summary>Key embeddings [N, D] in fp32, before normalisation.</summary>
+    public Tensor EmbedKeys(TokenBatch keys) =>
+        SentenceEncoder.Embed((keyCompute ?? queryCompute).Compute, keys, KeySide.Spec.Pooling, normalize: false, KeySide.Dense).to(ScalarType.Float32);
+
     /// <summary>
     /// The loss of one (micro-)batch: its queries against all its keys (with negative_cross_device and several processes,
     /// against every rank's). Differentiable; the tensors it makes belong to the caller's dispose scope.
     /// </summary>
-    public Tensor Loss(RetrievalBatch batch)
+    public Tensor Loss(RetrievalBatch batch) => Loss(batch, EmbedQueries(batch.Queries), EmbedKeys(batch.Keys));
+
+    /// <summary>
+    /// The loss of <paramref name="batch"/> given its embeddings (queries [B, D], keys [B·G, D] in the batch's order): a
+    /// function of the embeddings alone, which is what lets <see cref="GradientCache"/> take its gradient with respect to
+    /// them. With negative_cross_device and several processes, the embeddings are gathered from every rank here.
+    /// </summary>
+    public Tensor Loss(RetrievalBatch batch, Tensor queries, Tensor keys)
     {
-        // The loss normalises for cos itself, in fp32.
-        var queries = SentenceEncoder.Embed(queryCompute.Compute, batch.Queries, QueryEncoder.Spec.Pooling, normalize: false, QueryEncoder.Dense).to(ScalarType.Float32);
-        var keys = SentenceEncoder.Embed((keyCompute ?? queryCompute).Compute, batch.Keys, KeySide.Spec.Pooling, normalize: false, KeySide.Dense).to(ScalarType.Float32);
         Tensor? teacher = batch.TeacherScores is { } scores ? tensor(scores, [batch.Queries.BatchSize, batch.GroupSize]) : null;
         // negative_cross_device: every rank's loss is over the global batch; the gradient reaches this rank's encoder
         // through its own shard (CrossDeviceBatch).
@@ -110,6 +132,27 @@ public sealed class DenseRetriever : IDisposable
                 ProcessGroup.AllGather(queries), ProcessGroup.AllGather(keys), teacher is null ? null : ProcessGroup.AllGather(teacher))
             : null;
         return new RetrievalLoss(batch.Loss).Compute(queries, keys, teacher, global);
+    }
+
+    /// <summary>
+    /// Forward and backward of one micro-batch: the gradients of loss / <paramref name="lossDivisor"/> accumulate in the
+    /// compute copies (<see cref="MoveGradientsToMaster"/> hands them over). With <see cref="RetrieverOptions.MiniBatchSize"/>
+    /// through the <see cref="GradientCache"/>, else in one pass over the batch.
+    /// </summary>
+    public MicroBatchPass ForwardBackward(RetrievalBatch batch, int lossDivisor)
+    {
+        if (options.MiniBatchSize is { } chunkSize) return GradientCache.ForwardBackward(this, batch, chunkSize, lossDivisor);
+        using var scope = NewDisposeScope();
+        var clock = Stopwatch.StartNew();
+        Tensor loss;
+        // Our handles on the forward's intermediates go before backward: the graph keeps what backward needs and
+        // frees it layer by layer as backward passes, as PyTorch does when Python drops its locals.
+        using (NewDisposeScope())
+            loss = (Loss(batch) / lossDivisor).MoveToOuterDisposeScope();
+        var forward = clock.Elapsed;
+        clock.Restart();
+        loss.backward();
+        return new MicroBatchPass(loss.item<float>(), forward, clock.Elapsed);
     }
 
     /// <summary>Dropout on (training) or off; an evaluator may switch the encoders off in between.</summary>

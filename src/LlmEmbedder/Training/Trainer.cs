@@ -66,6 +66,7 @@ public sealed class Trainer
         using var run = processGroup.RunStartup(() => Start(evaluator));
         if (!WritesOutput) evaluator = null;   // rank 0 evaluates; the others wait for it in their next collective
         DescribeRun(run);
+        var memory = DescribeMemory(run);
         var retriever = run.Retriever;
         var metricsBefore = run.StartStep == 0 ? Evaluate(evaluator, retriever, 0, "before training", run.Tensorboard) : null;
         if (metricsBefore is not null) run.Evaluations.Add((0, metricsBefore));
@@ -81,7 +82,7 @@ public sealed class Trainer
             var result = run.Step.Run(step, microBatches.Select(b => b.Batch).ToList(), run.Schedule.LearningRateAt(step - 1));
 
             int? dataset = microBatches.Select(b => b.Dataset).Distinct().Count() == 1 ? microBatches[0].Dataset : null;
-            run.LossHistory.Add(new LossPoint(step, result.Loss, result.LearningRate, dataset));
+            run.LossHistory.Add(new LossPoint(step, result.Loss, result.LearningRate, dataset, result.GradNorm));
             lossSinceLog += result.Loss;
             stepsSinceLog++;
             bool logNow = step % Math.Max(1, trainArgs.LoggingSteps) == 0 || step == run.LastStep;
@@ -106,6 +107,8 @@ public sealed class Trainer
             }
         }
         retriever.Train(false);
+        using (var process = Process.GetCurrentProcess())
+            observer.Message($"peak memory of the training steps: {MemoryEstimate.Gibibytes(process.PeakWorkingSet64)} (estimated {MemoryEstimate.Gibibytes(memory.Total)})");
 
         EnsureFiniteWeights(run, run.LastStep, run.Schedule.LearningRateAt(run.LastStep - 1));
         if (WritesOutput)
@@ -307,6 +310,7 @@ public sealed class Trainer
                 NegativeCrossDevice = trainArgs.NegativeCrossDevice,
                 ComputeDtype = MixedPrecisionModel.ParseDtype(modelArgs.Dtype),
                 GradientCheckpointing = trainArgs.GradientCheckpointing,
+                MiniBatchSize = trainArgs.MiniBatchSize,
             }, processGroup);
         }
         catch
@@ -405,8 +409,40 @@ public sealed class Trainer
                 (dataset.SkippedRows > 0 ? $", {dataset.SkippedRows} bad rows skipped" : "") +
                 (dataset.DroppedRows > 0 ? $", {dataset.DroppedRows} rows dropped" : ""));
         observer.Message($"{run.TotalSteps} steps ({run.StepsPerEpoch}/epoch), global batch {run.Sampler.GlobalBatchSize}{(processGroup.WorldSize > 1 ? $" ({processGroup.WorldSize} processes x {trainArgs.PerDeviceTrainBatchSize})" : "")} x group {trainArgs.TrainGroupSize}, " +
-            $"batching {run.Sampler.Mode}, compute {MixedPrecisionModel.ParseDtype(modelArgs.Dtype)}{(trainArgs.GradientCheckpointing ? " with gradient checkpointing" : "")}, " +
+            $"batching {run.Sampler.Mode}, compute {MixedPrecisionModel.ParseDtype(modelArgs.Dtype)}{(trainArgs.GradientCheckpointing ? " with gradient checkpointing" : "")}" +
+            (trainArgs.MiniBatchSize is { } chunk ? $", gradient caching in chunks of {chunk} texts" : "") + ", " +
             $"lr {trainArgs.LearningRate}, {get_num_threads()} threads");
+    }
+
+    private MemoryEstimate EstimateMemory(StartedRun run, int? miniBatchSize, bool gradientCheckpointing) => MemoryEstimate.For(
+        run.Retriever.QueryEncoder.Model.Config, run.Retriever.Parameters.Sum(p => p.Parameter.numel()), MixedPrecisionModel.ParseDtype(modelArgs.Dtype),
+        gradientCheckpointing,
+        MemoryEstimate.Graph(trainArgs.PerDeviceTrainBatchSize, trainArgs.TrainGroupSize, run.Spec.QueryMaxLength, run.Spec.KeyMaxLength, miniBatchSize));
+
+    /// <summary>
+    /// The estimate of this process's peak memory; when it is more than the machine has available, a warning naming a
+    /// --mini_batch_size (or the other settings) with which it would fit.
+    /// </summary>
+    private MemoryEstimate DescribeMemory(StartedRun run)
+    {
+        var estimate = EstimateMemory(run, trainArgs.MiniBatchSize, trainArgs.GradientCheckpointing);
+        long? available = MemoryEstimate.AvailableBytes();
+        observer.Message("memory: " + estimate.Describe(cached: trainArgs.MiniBatchSize is not null) +
+                         (available is { } a ? $"; {MemoryEstimate.Gibibytes(a)} available" : ""));
+        long inUse;
+        using (var process = Process.GetCurrentProcess()) inUse = process.WorkingSet64;
+        // What is already loaded (weights, runtime) is in use, not part of what is still available.
+        bool Fits(MemoryEstimate e) => available is not { } free || e.Total - inUse <= free;
+        if (Fits(estimate)) return estimate;
+        var smallerChunk = new[] { 64, 32, 16, 8, 4, 2, 1 }.Where(n => n < (trainArgs.MiniBatchSize ?? trainArgs.PerDeviceTrainBatchSize * trainArgs.TrainGroupSize))
+            .Select(n => (Size: n, Estimate: EstimateMemory(run, n, trainArgs.GradientCheckpointing)))
+            .FirstOrDefault(c => Fits(c.Estimate));
+        observer.Message($"warning: the run may be killed for memory: it needs {MemoryEstimate.Gibibytes(estimate.Total)} and " +
+                         $"{MemoryEstimate.Gibibytes(available!.Value + inUse)} is available to it; " +
+                         (smallerChunk.Estimate is { } fits
+                             ? $"with --mini_batch_size {smallerChunk.Size} it would need about {MemoryEstimate.Gibibytes(fits.Total)}"
+                             : "not even --mini_batch_size 1 fits: add --gradient_checkpointing or --dtype bf16, or train a smaller model"));
+        return estimate;
     }
 
     /// <summary>Tells the observer (every step) and TensorBoard (at logging steps) how the step went.</summary>

@@ -78,6 +78,8 @@ public sealed record TrainingArguments
     [Description("Random seed")] public int Seed { get; init; } = 42;
     [Description("Gradient clipping norm; <= 0: no clipping")] public double MaxGradNorm { get; init; } = 1.0;
     [Description("Recompute activations in backward to save memory")] public bool GradientCheckpointing { get; init; }
+    [Description("Gradient caching: embed each step's texts in chunks of this many (peak memory grows with the chunk, not the batch; same gradients, about one more forward)")]
+    [ArgumentRange(1)] public int? MiniBatchSize { get; init; }
     [Description("none | tensorboard")] public string ReportTo { get; init; } = "none";
     [Description("Stop after this many steps")] [ArgumentRange(1)] public int? EarlyExitSteps { get; init; }
     [Description("Checkpoint folder to resume from, or 'latest'")] public string? ResumeFromCheckpoint { get; init; }

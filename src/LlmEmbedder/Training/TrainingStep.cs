@@ -41,6 +41,7 @@ public sealed class TrainingStep : IDisposable
         this.retriever = retriever;
         this.options = options;
         parameters = retriever.Parameters.Select(p => p.Parameter).ToList();
+        Posix.KeepFreedMemoryForReuse();
         optimizer = AdamWWithDecayGroups.Create(retriever.Parameters, options.LearningRate, options.WeightDecay);
     }
 
@@ -54,24 +55,16 @@ public sealed class TrainingStep : IDisposable
         var group = retriever.ProcessGroup;
         // Dropout masks depend only on (seed, step, rank), so a resumed run draws the same ones; rank 0 draws a single process's.
         manual_seed(options.Seed * 1_000_003L + step + group.Rank * 1_000_000_007L);
-        var clock = Stopwatch.StartNew();
         TimeSpan forward = TimeSpan.Zero, backward = TimeSpan.Zero;
         double loss = 0;
         foreach (var batch in microBatches)
         {
-            using var microScope = NewDisposeScope();
-            Tensor microLoss;
-            // Our handles on the forward's intermediates go before backward: the graph keeps what backward needs and
-            // frees it layer by layer as backward passes, as PyTorch does when Python drops its locals.
-            using (NewDisposeScope())
-                microLoss = (retriever.Loss(batch) / microBatches.Count).MoveToOuterDisposeScope();
-            forward += clock.Elapsed;
-            clock.Restart();
-            microLoss.backward();
-            loss += microLoss.item<float>();
-            backward += clock.Elapsed;
-            clock.Restart();
+            var pass = retriever.ForwardBackward(batch, microBatches.Count);
+            loss += pass.Loss;
+            forward += pass.Forward;
+            backward += pass.Backward;
         }
+        var clock = Stopwatch.StartNew();
         retriever.MoveGradientsToMaster();
         group.AllReduceMeanGradients(parameters);
         if (group.WorldSize > 1) loss = group.AllReduceMean(loss);

@@ -19,7 +19,7 @@ public sealed class CliNumericFlagWalkerTests
         "train --teacher_scores_min", "train --per_device_train_batch_size", "train --learning_rate", "train --warmup_ratio",
         "train --weight_decay", "train --num_train_epochs", "train --max_steps", "train --gradient_accumulation_steps",
         "train --save_steps", "train --logging_steps", "train --eval_steps", "train --seed", "train --max_grad_norm",
-        "train --early_exit_steps", "train --matryoshka_dims", "train --matryoshka_weights",
+        "train --early_exit_steps", "train --matryoshka_dims", "train --matryoshka_weights", "train --mini_batch_size",
         "encode --max_length", "encode --batch_size", "encode --dimensions",
         "tokenize --max_length",
         "eval --cutoffs", "eval --hits", "eval --max_length", "eval --batch_size", "eval --dimensions",

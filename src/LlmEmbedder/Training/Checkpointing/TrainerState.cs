@@ -36,5 +36,8 @@ public sealed record TrainerState(int GlobalStep, int TotalSteps, BatchSamplerSt
 /// <summary>The loss of one optimizer step (for the loss curve and for checking a resumed run).</summary>
 /// <param name="Dataset">The index (in --train_data order) of the dataset the step's batch came from; null when it mixed
 /// datasets (no --inbatch_same_dataset) or was written by an older version.</param>
+/// <param name="GradNorm">The gradients' norm before clipping (Hugging Face logs it as grad_norm); null when written by an
+/// older version.</param>
 public sealed record LossPoint(int Step, double Loss, double LearningRate,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Dataset = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Dataset = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? GradNorm = null);
