@@ -35,30 +35,6 @@ internal static partial class Posix
         return fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
     }
 
-    /// <summary>
-    /// Makes glibc's malloc keep freed memory for reuse instead of handing it back to the kernel. Training allocates
-    /// the same large activation tensors every step; by default glibc serves each of them with a fresh mmap and unmaps
-    /// it on free, so every step faults in (and the kernel zeroes) gigabytes of new pages: a quarter of a bge-small
-    /// step's CPU time went to the kernel. With mmap off and no trimming, the heap grows to the first step's peak and
-    /// later steps reuse it (jemalloc or tcmalloc, which PyTorch's CPU guides recommend preloading, do the same).
-    /// Returns false when the C library is not glibc; nothing changes then.
-    /// </summary>
-    public static bool KeepFreedMemoryForReuse()
-    {
-        const int TrimThreshold = -1, MmapMax = -4;
-        try
-        {
-            return mallopt(MmapMax, 0) == 1 && mallopt(TrimThreshold, int.MaxValue) == 1;
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            return false;
-        }
-    }
-
-    [LibraryImport("libc.so.6", EntryPoint = "mallopt")]
-    private static partial int mallopt(int parameter, int value);
-
     [LibraryImport("libc.so.6", EntryPoint = "access", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int access(string path, int mode);
 

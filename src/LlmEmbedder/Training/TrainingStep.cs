@@ -41,7 +41,6 @@ public sealed class TrainingStep : IDisposable
         this.retriever = retriever;
         this.options = options;
         parameters = retriever.Parameters.Select(p => p.Parameter).ToList();
-        Posix.KeepFreedMemoryForReuse();
         optimizer = AdamWWithDecayGroups.Create(retriever.Parameters, options.LearningRate, options.WeightDecay);
     }
 
