@@ -22,4 +22,8 @@ internal static class BenchArgs
         File.Exists("/proc/cpuinfo")
             ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "?"
             : "?";
+
+    /// <summary>"jemalloc" when this process runs with jemalloc preloaded (bench/run, ./llm-embedder), else "glibc malloc".</summary>
+    public static string Allocator() =>
+        (Environment.GetEnvironmentVariable("LD_PRELOAD") ?? "").Contains("jemalloc", StringComparison.Ordinal) ? "jemalloc" : "glibc malloc";
 }

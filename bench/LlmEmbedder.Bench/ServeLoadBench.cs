@@ -85,6 +85,9 @@ public static partial class ServeLoadBench
             Console.WriteLine($"| {mode} | {flags} | {count} | {result.Answered} | {result.Failures} | {result.Percentile(50):F1} | {result.Percentile(90):F1} | " +
                 $"{result.Percentile(99):F1} | {result.RequestsPerSecond:F1} | {result.TextsPerBatch:F1} | {result.ServerCpu.TotalMilliseconds / result.Answered:F1} |");
         Console.WriteLine();
+        foreach (var (mode, _, _, result) in rows)
+            foreach (var sample in result.Samples)
+                Console.WriteLine($"{mode}: unexpected answer {sample}");
 
         var (single, batched, unbatched, overload) = (rows[0].Result, rows[1].Result, rows[2].Result, rows[3].Result);
         bool ok = true;
@@ -156,9 +159,10 @@ public static partial class ServeLoadBench
             try
             {
                 using var response = await http.PostAsync(url + "/v1/embeddings", Body(text), timeout.Token);
-                await response.Content.ReadAsByteArrayAsync(timeout.Token);
-                result.Add(((int)response.StatusCode).ToString(CultureInfo.InvariantCulture), clock.Elapsed,
-                    retryAfter: response.Headers.RetryAfter is not null);
+                var body = await response.Content.ReadAsByteArrayAsync(timeout.Token);
+                var status = ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture);
+                result.Add(status, clock.Elapsed, retryAfter: response.Headers.RetryAfter is not null);
+                if (status is not ("200" or "429")) result.Sample($"{status} {Encoding.UTF8.GetString(body)}");
             }
             catch (OperationCanceledException) when (timeout.IsCancellationRequested)
             {
@@ -206,6 +210,14 @@ public static partial class ServeLoadBench
 
         public string Failures => ErrorCount == 0 ? "0" : string.Join(", ", Statuses.Where(s => s.Key != "200").OrderBy(s => s.Key).Select(s => $"{s.Key}: {s.Value}"));
 
+        /// <summary>The bodies of the first few unexpected answers (neither 200 nor 429), to say what went wrong.</summary>
+        public List<string> Samples { get; } = [];
+
+        public void Sample(string answer)
+        {
+            if (Samples.Count < 3) Samples.Add(answer);
+        }
+
         public void Add(string status, TimeSpan latency, bool retryAfter)
         {
             Statuses[status] = Statuses.GetValueOrDefault(status) + 1;
@@ -229,6 +241,7 @@ public static partial class ServeLoadBench
                 merged.latencies.AddRange(part.latencies);
                 foreach (var (status, count) in part.Statuses) merged.Statuses[status] = merged.Statuses.GetValueOrDefault(status) + count;
                 merged.RefusedWithoutRetryAfter += part.RefusedWithoutRetryAfter;
+                foreach (var sample in part.Samples) merged.Sample(sample);
             }
             return merged;
         }
@@ -310,6 +323,10 @@ public static partial class ServeLoadBench
             {
                 await process.WaitForExitAsync(stopped.Token);
                 if (process.ExitCode != 0) Console.Error.WriteLine($"serve stopped with exit code {process.ExitCode}: {Stderr}");
+                // The server logs each request it failed ("error: PATH: TYPE: MESSAGE"); say how many and show a few.
+                var errors = Stderr.Split('\n').Where(l => l.StartsWith("llm-embedder: error:", StringComparison.Ordinal)).ToList();
+                if (errors.Count > 0)
+                    Console.WriteLine($"serve logged {errors.Count} failed requests, first: {string.Join(" | ", errors.Take(3))}");
             }
             catch (OperationCanceledException)
             {

@@ -19,7 +19,7 @@ public static partial class TrainMemoryBench
         var chunk = Flag("--mini-batch-size", "8");
         var points = Flag("--batches", "16,32,64").Split(',').Select(b => (Batch: b, Chunk: (string?)chunk))
             .Concat(Flag("--plain-batches", "16,32").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(b => (Batch: b, Chunk: (string?)null)));
-        Console.WriteLine($"CPU {TrainStepBench.CpuModel()}; load average {TrainStepBench.LoadAverage()}");
+        Console.WriteLine($"CPU {BenchArgs.CpuModel()}; allocator {BenchArgs.Allocator()} (each point runs under it); load average {BenchArgs.LoadAverage()}");
         Console.WriteLine("| per_device_train_batch_size | mini_batch_size | peak RSS | estimated |");
         Console.WriteLine("|---|---|---|---|");
         foreach (var (batch, miniBatch) in points)

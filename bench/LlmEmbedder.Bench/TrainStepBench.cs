@@ -14,9 +14,11 @@ namespace LlmEmbedder.Bench;
 /// CLS → cosine contrastive loss → backward → clip → AdamW) on a random-weight model of a given config, with random
 /// token ids of full length, timed by phase, with its model FLOP/s as a fraction of this CPU's measured GEMM peak (MFU).
 /// With --peer, PyTorch's eager step (bench/pytorch/train_step.py, same shape, batch, lengths and threads) runs right
-/// after in the same command, so the two are compared under the same machine load.
+/// after in the same command, so the two are compared under the same machine load. Each side names its allocator: ours
+/// is whatever bench/run gives it (jemalloc, as ./llm-embedder runs training); PyTorch runs as Debian ships it (glibc
+/// malloc) unless --peer-allocator jemalloc preloads the same jemalloc for it too.
 /// Flags: --config PATH --batch B --group G --query-len N --key-len N --steps N (timed) --warmup N (untimed, default 1)
-/// --dtype fp32|bf16 --threads T [--gradient-checkpointing] [--mini-batch-size N] [--peer [--peer-dtype fp32|bf16]] [--tokenizer DIR]
+/// --dtype fp32|bf16 --threads T [--gradient-checkpointing] [--mini-batch-size N] [--peer [--peer-dtype fp32|bf16] [--peer-allocator glibc|jemalloc]] [--tokenizer DIR]
 /// </summary>
 public static class TrainStepBench
 {
@@ -36,7 +38,7 @@ public static class TrainStepBench
         int? miniBatchSize = Flag("--mini-batch-size", "") is { Length: > 0 } n ? int.Parse(n) : null;
         set_num_threads(threads);
 
-        Console.WriteLine($"CPU {CpuModel()}, {threads} threads, load average before: {LoadAverage()}");
+        Console.WriteLine($"CPU {BenchArgs.CpuModel()}, {threads} threads, allocator {BenchArgs.Allocator()}, load average before: {BenchArgs.LoadAverage()}");
         var peak = GemmPeak.Measure(dtype);
         Console.WriteLine($"GEMM peak ({dtype}, 2048x2048, {threads} threads): {peak / 1e9:F1} GFLOP/s");
         double flops = ModelFlopsPerStep(shape);
@@ -51,12 +53,18 @@ public static class TrainStepBench
             $"; peak RSS {peakRss >> 20} MiB (estimated {estimate.Total >> 20} MiB)");
 
         if (!args.Contains("--peer")) return;
-        Console.WriteLine($"load average before PyTorch: {LoadAverage()}");
+        Console.WriteLine($"load average before PyTorch: {BenchArgs.LoadAverage()}");
         // --peer-dtype fp32 races our bf16 step against PyTorch's fp32 one (the issue's bar); by default the same dtype.
         var peerDtype = MixedPrecisionModel.ParseDtype(Flag("--peer-dtype", dtypeName));
         var peerPeak = peerDtype == dtype ? peak : GemmPeak.Measure(peerDtype);
-        var peer = RunPyTorch(configPath, shape, peerDtype == ScalarType.Float32 ? "fp32" : "bf16", steps, warmup, threads);
-        Console.WriteLine(peer.Line);
+        bool peerJemalloc = Flag("--peer-allocator", "glibc") switch
+        {
+            "glibc" => false,
+            "jemalloc" => true,
+            var other => throw new ArgumentException($"--peer-allocator: expected glibc or jemalloc, got '{other}'"),
+        };
+        var peer = RunPyTorch(configPath, shape, peerDtype == ScalarType.Float32 ? "fp32" : "bf16", steps, warmup, threads, peerJemalloc);
+        Console.WriteLine($"{peer.Line} (allocator {(peerJemalloc ? "jemalloc" : "glibc malloc")})");
         Console.WriteLine($"PyTorch: {flops / peer.Seconds / 1e9:F1} GFLOP/s, MFU {flops / peer.Seconds / peerPeak:P1} (of the {peerDtype} GEMM peak " +
                           $"{peerPeak / 1e9:F1} GFLOP/s); LlmEmbedder {dtype} / PyTorch {peerDtype} speed: {peer.Seconds / seconds:F2}x");
     }
@@ -115,9 +123,18 @@ public static class TrainStepBench
         return 3 * (shape.Batch * Forward(shape.QueryLength) + shape.Batch * shape.Group * Forward(shape.KeyLength));
     }
 
-    private static (double Seconds, string Line) RunPyTorch(string configPath, Shape shape, string dtype, int steps, int warmup, int threads)
+    private static (double Seconds, string Line) RunPyTorch(string configPath, Shape shape, string dtype, int steps, int warmup, int threads,
+        bool jemalloc)
     {
         var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, UseShellExecute = false };
+        // The child would inherit our preload; PyTorch gets jemalloc only when asked for, and then the same settings.
+        if (!jemalloc)
+        {
+            start.Environment.Remove("LD_PRELOAD");
+            start.Environment.Remove("MALLOC_CONF");
+        }
+        else if (BenchArgs.Allocator() != "jemalloc")
+            throw new InvalidOperationException("--peer-allocator jemalloc: run the bench through bench/run, which preloads jemalloc");
         foreach (var arg in new[]
                  {
                      "bench/pytorch/train_step.py", "--config", configPath, "--batch", $"{shape.Batch}", "--group", $"{shape.Group}",
@@ -132,11 +149,6 @@ public static class TrainStepBench
         if (python.ExitCode != 0 || !match.Success) throw new InvalidOperationException($"PyTorch peer failed (exit {python.ExitCode}): {output}");
         return (double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture), output);
     }
-
-    public static string CpuModel() =>
-        File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown";
-
-    public static string LoadAverage() => string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
 }
 
 /// <summary>What this CPU's libtorch reaches on a large square matmul: the denominator of MFU.</summary>

@@ -206,9 +206,10 @@ public sealed class EmbeddingServer : IAsyncDisposable
         {
             await WriteError(context, error).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
         {
-            context.Response.StatusCode = 499;   // the client went away; nobody reads an answer
+            // The client went away (a cancelled wait, or a reset while its body was read); nobody reads an answer.
+            context.Response.StatusCode = 499;
         }
         catch (Exception error)
         {
@@ -224,16 +225,21 @@ public sealed class EmbeddingServer : IAsyncDisposable
     private TokenizedTexts Tokenize(TextEmbedder model, EmbeddingsRequest request, EmbeddingRole role)
     {
         var task = request.Task ?? options.Task;
-        var tasks = model.Spec.Instructions.Tasks;
-        bool anyTask = tasks.ContainsKey(EncoderInstructions.AnyTask);
-        string taskList = string.Join(", ", tasks.Keys.Order(StringComparer.Ordinal));
-        if (task is null && tasks.Count > 1)
-            throw OpenAIError.BadRequest($"the model has an instruction per task ({taskList}): name one in the task field (or start the server with --task)", "task");
-        if (task is not null && tasks.Count > 0 && !anyTask && !tasks.ContainsKey(task))
-            throw OpenAIError.BadRequest($"task \"{task}\": the model has no instruction for it (tasks: {taskList})", "task");
+        // A model without instructions ignores the task, as encode does with a task from its input file.
+        if (model.Spec.Instructions.Tasks.Count == 0) task = null;
         try
         {
-            return model.Tokenize(request.Input, role, tasks.Count == 0 ? null : task, request.Truncate ?? options.AutoTruncate);
+            // The instruction rule every command follows, worded for a request; Tokenize below applies the same rule.
+            model.Spec.Instructions.For(task, request.Task is null ? "the server's --task" : "task",
+                "in the request's task field (or start the server with --task)");
+        }
+        catch (EmbedderException error)
+        {
+            throw OpenAIError.BadRequest(error.Message, "task");
+        }
+        try
+        {
+            return model.Tokenize(request.Input, role, task, request.Truncate ?? options.AutoTruncate);
         }
         catch (InputTooLongException tooLong)
         {
@@ -259,6 +265,15 @@ public sealed class EmbeddingServer : IAsyncDisposable
         catch (BadHttpRequestException error) when (error.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             throw new OpenAIError(413, "the request body is too large", OpenAIError.InvalidRequest, code: "request_too_large");
+        }
+        catch (BadHttpRequestException error) when (error.StatusCode == StatusCodes.Status408RequestTimeout)
+        {
+            // Kestrel's minimum body data rate: the body stalled (a slow client, or a server too busy to read it).
+            throw new OpenAIError(408, "the request body did not arrive in time; send it again", OpenAIError.InvalidRequest, code: "request_timeout");
+        }
+        catch (BadHttpRequestException error)
+        {
+            throw new OpenAIError(error.StatusCode, $"the request could not be read: {error.Message}", OpenAIError.InvalidRequest, code: "bad_request");
         }
     }
 
@@ -318,7 +333,9 @@ public sealed class EmbeddingServer : IAsyncDisposable
         context.Response.StatusCode = error.Status;
         context.Response.ContentType = "application/json";
         if (error.RetryAfterSeconds is { } seconds) context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        await context.Response.Body.WriteAsync(error.ToJson(), context.RequestAborted).ConfigureAwait(false);
+        var body = error.ToJson();
+        context.Response.ContentLength = body.Length;
+        await context.Response.Body.WriteAsync(body, context.RequestAborted).ConfigureAwait(false);
     }
 
     /// <summary>A host lifetime that leaves the process's signals alone: the host stops when told to.</summary>

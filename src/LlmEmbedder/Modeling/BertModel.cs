@@ -132,12 +132,20 @@ internal sealed class BertEncoder : Module<Tensor, Tensor, Tensor>
 
     public override Tensor forward(Tensor hidden, Tensor additiveMask)
     {
+        var input = hidden;
         foreach (var bertLayer in layer)
         {
+            // A layer's intermediates are released as soon as it returns: without a graph (inference, the first pass
+            // of gradient caching) nothing else holds them, and with one the graph keeps what backward needs. Only the
+            // layer's output lives on; the previous output is released once the next layer has read it.
+            using var scope = NewDisposeScope();
             // Only in training mode, as Hugging Face (`self.gradient_checkpointing and self.training`).
-            hidden = GradientCheckpointing && training
+            var output = GradientCheckpointing && training
                 ? ActivationCheckpoint.Run((layerInput, mask) => bertLayer.call(layerInput, mask), hidden, additiveMask)
                 : bertLayer.call(hidden, additiveMask);
+            output.MoveToOuterDisposeScope();
+            if (!ReferenceEquals(hidden, input)) hidden.Dispose();
+            hidden = output;
         }
         return hidden;
     }

@@ -223,7 +223,8 @@ public sealed record EncoderInstructions(string? Version, string? InstructionFil
     /// </summary>
     /// <param name="taskSource">Where the task came from, for the error: "--task" (the user asked for it), or e.g. the eval
     /// file's first row, which picks an instruction when the model has them and is ignored when it has none.</param>
-    public Instruction For(string? task, string taskSource = "--task")
+    /// <param name="howToChoose">How the user names a task, for the errors: "with --task", or the server's request field.</param>
+    public Instruction For(string? task, string taskSource = "--task", string howToChoose = "with --task")
     {
         if (Tasks.Count == 0)
         {
@@ -234,10 +235,10 @@ public sealed record EncoderInstructions(string? Version, string? InstructionFil
         if (task is not null)
         {
             if (Tasks.TryGetValue(task, out var found) || Tasks.TryGetValue(AnyTask, out found)) return found;
-            throw new EmbedderException($"{taskSource} \"{task}\": the model has no instruction for it (tasks: {TaskList}); choose one with --task");
+            throw new EmbedderException($"{taskSource} \"{task}\": the model has no instruction for it (tasks: {TaskList}); choose one {howToChoose}");
         }
         if (Tasks.Count == 1) return Tasks.Values.Single();
-        throw new EmbedderException($"the model has an instruction per task ({TaskList}); say which with --task");
+        throw new EmbedderException($"the model has an instruction per task ({TaskList}); say which {howToChoose}");
     }
 
     private string TaskList => string.Join(", ", Tasks.Keys.Order(StringComparer.Ordinal));

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
 
@@ -68,6 +69,44 @@ public sealed class ServeBadRequestTests(ServedModel served) : IClassFixture<Ser
         using var next = await good.PostAsync("/v1/embeddings", new StringContent("""{"input": ["你好", "世界"]}""", Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.OK, next.StatusCode);
         Assert.Equal(2, JsonNode.Parse(await next.Content.ReadAsStringAsync())!["data"]!.AsArray().Count);
+    }
+
+    /// <summary>
+    /// A client that announces a body and stops sending it (or a server too busy to read it) trips Kestrel's minimum
+    /// body data rate (240 bytes/s after a 5 s grace): that is a 408 in the OpenAI shape, not an internal error.
+    /// </summary>
+    [Fact]
+    public async Task ABodyThatStallsGetsA408InTheOpenAIShape()
+    {
+        await using var server = await ServingModel.StartInProcess(served.Model, task: "qa");
+        await server.ModelLoaded;
+        var address = new Uri(server.Addresses.Single());
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(address.Host, address.Port);
+        var stream = tcp.GetStream();
+        const string head = "POST /v1/embeddings HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"input\": \"";
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(head));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var received = new List<byte>();
+        var buffer = new byte[4096];
+        string Text() => Encoding.UTF8.GetString(received.ToArray());
+        bool Complete()
+        {
+            var text = Text();
+            int end = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+            var length = System.Text.RegularExpressions.Regex.Match(text, @"Content-Length: (\d+)", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+            return end >= 0 && length.Success && Encoding.UTF8.GetByteCount(text[(end + 4)..]) >= int.Parse(length.Groups[1].Value);
+        }
+        while (!Complete())
+        {
+            int read = await stream.ReadAsync(buffer, timeout.Token);
+            if (read == 0) break;
+            received.AddRange(buffer.AsSpan(0, read).ToArray());
+        }
+        var text = Text();
+        Assert.StartsWith("HTTP/1.1 408", text);
+        var error = JsonNode.Parse(text[(text.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..])!["error"]!;
+        Assert.Equal("request_timeout", error["code"]!.GetValue<string>());
     }
 
     [Fact]
