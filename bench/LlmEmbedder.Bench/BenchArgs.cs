@@ -23,7 +23,10 @@ internal static class BenchArgs
             ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "?"
             : "?";
 
-    /// <summary>"jemalloc" when this process runs with jemalloc preloaded (bench/run, ./llm-embedder), else "glibc malloc".</summary>
-    public static string Allocator() =>
-        (Environment.GetEnvironmentVariable("LD_PRELOAD") ?? "").Contains("jemalloc", StringComparison.Ordinal) ? "jemalloc" : "glibc malloc";
+    /// <summary>Whether jemalloc is loaded into this process (bench/run and ./llm-embedder preload it).</summary>
+    public static bool JemallocPreloaded() =>
+        File.Exists("/proc/self/maps") && File.ReadLines("/proc/self/maps").Any(l => l.Contains("libjemalloc", StringComparison.Ordinal));
+
+    /// <summary>The allocator this process runs under, as the benchmarks print it.</summary>
+    public static string Allocator() => JemallocPreloaded() ? "jemalloc" : "glibc malloc";
 }

@@ -36,11 +36,24 @@ public static class TrainStepBench
         var dtype = MixedPrecisionModel.ParseDtype(dtypeName);
         bool gradientCheckpointing = args.Contains("--gradient-checkpointing");
         int? miniBatchSize = Flag("--mini-batch-size", "") is { Length: > 0 } n ? int.Parse(n) : null;
+        bool peer = args.Contains("--peer");
+        // --peer-dtype fp32 races our bf16 step against PyTorch's fp32 one (the issue's bar); by default the same dtype.
+        var peerDtype = MixedPrecisionModel.ParseDtype(Flag("--peer-dtype", dtypeName));
+        bool peerJemalloc = Flag("--peer-allocator", "glibc") switch
+        {
+            "glibc" => false,
+            "jemalloc" when BenchArgs.JemallocPreloaded() => true,
+            "jemalloc" => throw new ArgumentException("--peer-allocator jemalloc: run the bench through bench/run, which preloads jemalloc"),
+            var other => throw new ArgumentException($"--peer-allocator: expected glibc or jemalloc, got '{other}'"),
+        };
         set_num_threads(threads);
 
         Console.WriteLine($"CPU {BenchArgs.CpuModel()}, {threads} threads, allocator {BenchArgs.Allocator()}, load average before: {BenchArgs.LoadAverage()}");
+        // Both peaks before any step, so that neither is measured in the wake of a long run.
         var peak = GemmPeak.Measure(dtype);
         Console.WriteLine($"GEMM peak ({dtype}, 2048x2048, {threads} threads): {peak / 1e9:F1} GFLOP/s");
+        var peerPeak = !peer || peerDtype == dtype ? peak : GemmPeak.Measure(peerDtype);
+        if (peerPeak != peak) Console.WriteLine($"GEMM peak ({peerDtype}, 2048x2048, {threads} threads): {peerPeak / 1e9:F1} GFLOP/s");
         double flops = ModelFlopsPerStep(shape);
 
         var (seconds, phases, peakRss, estimate) = TimeOurStep(shape, Flag("--tokenizer", "samples/model"), dtype, gradientCheckpointing, miniBatchSize, steps, warmup);
@@ -52,21 +65,12 @@ public static class TrainStepBench
             $"; {flops / 1e12:F2} model TFLOP/step, {flops / seconds / 1e9:F1} GFLOP/s, MFU {flops / seconds / peak:P1}" +
             $"; peak RSS {peakRss >> 20} MiB (estimated {estimate.Total >> 20} MiB)");
 
-        if (!args.Contains("--peer")) return;
+        if (!peer) return;
         Console.WriteLine($"load average before PyTorch: {BenchArgs.LoadAverage()}");
-        // --peer-dtype fp32 races our bf16 step against PyTorch's fp32 one (the issue's bar); by default the same dtype.
-        var peerDtype = MixedPrecisionModel.ParseDtype(Flag("--peer-dtype", dtypeName));
-        var peerPeak = peerDtype == dtype ? peak : GemmPeak.Measure(peerDtype);
-        bool peerJemalloc = Flag("--peer-allocator", "glibc") switch
-        {
-            "glibc" => false,
-            "jemalloc" => true,
-            var other => throw new ArgumentException($"--peer-allocator: expected glibc or jemalloc, got '{other}'"),
-        };
-        var peer = RunPyTorch(configPath, shape, peerDtype == ScalarType.Float32 ? "fp32" : "bf16", steps, warmup, threads, peerJemalloc);
-        Console.WriteLine($"{peer.Line} (allocator {(peerJemalloc ? "jemalloc" : "glibc malloc")})");
-        Console.WriteLine($"PyTorch: {flops / peer.Seconds / 1e9:F1} GFLOP/s, MFU {flops / peer.Seconds / peerPeak:P1} (of the {peerDtype} GEMM peak " +
-                          $"{peerPeak / 1e9:F1} GFLOP/s); LlmEmbedder {dtype} / PyTorch {peerDtype} speed: {peer.Seconds / seconds:F2}x");
+        var pytorch = RunPyTorch(configPath, shape, peerDtype == ScalarType.Float32 ? "fp32" : "bf16", steps, warmup, threads, peerJemalloc);
+        Console.WriteLine($"{pytorch.Line} (allocator {(peerJemalloc ? "jemalloc" : "glibc malloc")})");
+        Console.WriteLine($"PyTorch: {flops / pytorch.Seconds / 1e9:F1} GFLOP/s, MFU {flops / pytorch.Seconds / peerPeak:P1} (of the {peerDtype} GEMM peak " +
+                          $"{peerPeak / 1e9:F1} GFLOP/s); LlmEmbedder {dtype} / PyTorch {peerDtype} speed: {pytorch.Seconds / seconds:F2}x");
     }
 
     /// <summary>Seconds per timed step, the phases' mean seconds, peak RSS, and the trainer's memory estimate.</summary>
@@ -130,11 +134,10 @@ public static class TrainStepBench
         // The child would inherit our preload; PyTorch gets jemalloc only when asked for, and then the same settings.
         if (!jemalloc)
         {
-            start.Environment.Remove("LD_PRELOAD");
+            var others = (start.Environment["LD_PRELOAD"] ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.Contains("jemalloc", StringComparison.Ordinal));
+            start.Environment["LD_PRELOAD"] = string.Join(':', others);
             start.Environment.Remove("MALLOC_CONF");
         }
-        else if (BenchArgs.Allocator() != "jemalloc")
-            throw new InvalidOperationException("--peer-allocator jemalloc: run the bench through bench/run, which preloads jemalloc");
         foreach (var arg in new[]
                  {
                      "bench/pytorch/train_step.py", "--config", configPath, "--batch", $"{shape.Batch}", "--group", $"{shape.Group}",

@@ -202,14 +202,14 @@ public sealed class EmbeddingServer : IAsyncDisposable
             var vectors = EmbeddingDimensions.Truncate(result.Values, result.Dimension, dimensions, model.Spec.Normalize);
             await WriteEmbeddings(context, vectors, result.Count, dimensions, result.TokenCount, request.Format).ConfigureAwait(false);
         }
+        catch (Exception error) when (context.RequestAborted.IsCancellationRequested && ClientGone(error))
+        {
+            // The client went away (a cancelled wait, or its body cut off); nobody reads an answer.
+            if (!context.Response.HasStarted) context.Response.StatusCode = 499;
+        }
         catch (OpenAIError error)
         {
             await WriteError(context, error).ConfigureAwait(false);
-        }
-        catch (Exception) when (context.RequestAborted.IsCancellationRequested)
-        {
-            // The client went away (a cancelled wait, or a reset while its body was read); nobody reads an answer.
-            context.Response.StatusCode = 499;
         }
         catch (Exception error)
         {
@@ -221,6 +221,11 @@ public sealed class EmbeddingServer : IAsyncDisposable
             metrics.Latency(clock.Elapsed);
         }
     }
+
+    /// <summary>What a request fails with when its client goes: the wait or the write cancelled, the body cut off, or
+    /// the error answer we could no longer send. Anything else is a fault of ours, logged even then.</summary>
+    private static bool ClientGone(Exception error) =>
+        error is OperationCanceledException or IOException or BadHttpRequestException or OpenAIError;
 
     private TokenizedTexts Tokenize(TextEmbedder model, EmbeddingsRequest request, EmbeddingRole role)
     {
@@ -335,7 +340,14 @@ public sealed class EmbeddingServer : IAsyncDisposable
         if (error.RetryAfterSeconds is { } seconds) context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var body = error.ToJson();
         context.Response.ContentLength = body.Length;
-        await context.Response.Body.WriteAsync(body, context.RequestAborted).ConfigureAwait(false);
+        try
+        {
+            await context.Response.Body.WriteAsync(body, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Exception gone) when (context.RequestAborted.IsCancellationRequested && gone is OperationCanceledException or IOException)
+        {
+            // The client left before its error was written: nobody to tell.
+        }
     }
 
     /// <summary>A host lifetime that leaves the process's signals alone: the host stops when told to.</summary>

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 
 namespace LlmEmbedder.Tests.Serving;
 
@@ -94,7 +95,7 @@ public sealed class ServeBadRequestTests(ServedModel served) : IClassFixture<Ser
         {
             var text = Text();
             int end = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
-            var length = System.Text.RegularExpressions.Regex.Match(text, @"Content-Length: (\d+)", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+            var length = Regex.Match(text, @"Content-Length: (\d+)", RegexOptions.IgnoreCase);
             return end >= 0 && length.Success && Encoding.UTF8.GetByteCount(text[(end + 4)..]) >= int.Parse(length.Groups[1].Value);
         }
         while (!Complete())
@@ -107,6 +108,37 @@ public sealed class ServeBadRequestTests(ServedModel served) : IClassFixture<Ser
         Assert.StartsWith("HTTP/1.1 408", text);
         var error = JsonNode.Parse(text[(text.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..])!["error"]!;
         Assert.Equal("request_timeout", error["code"]!.GetValue<string>());
+    }
+
+    /// <summary>A client that closes its connection halfway through its body is counted as 499 (client gone), not as a
+    /// failure of the server's, and the server goes on answering.</summary>
+    [Fact]
+    public async Task AClientThatLeavesMidBodyIsCountedAs499()
+    {
+        await using var server = await ServingModel.StartInProcess(served.Model, task: "qa");
+        await server.ModelLoaded;
+        var address = new Uri(server.Addresses.Single());
+        using (var tcp = new TcpClient())
+        {
+            await tcp.ConnectAsync(address.Host, address.Port);
+            const string head = "POST /v1/embeddings HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"input\": \"";
+            await tcp.GetStream().WriteAsync(Encoding.UTF8.GetBytes(head));
+            tcp.Client.Shutdown(SocketShutdown.Both);
+        }
+        using var http = new HttpClient { BaseAddress = address };
+        string Counted(string metrics) => string.Join("\n", metrics.Split('\n').Where(l => l.StartsWith("llm_embedder_requests_total{", StringComparison.Ordinal)));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string counted;
+        do
+        {
+            await Task.Delay(100);
+            counted = Counted(await http.GetStringAsync("/metrics"));
+        }
+        while (!counted.Contains("status=\"499\"", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(20));
+        Assert.Contains("status=\"499\"", counted);
+        Assert.DoesNotContain("status=\"500\"", counted);
+        using var next = await http.PostAsync("/v1/embeddings", new StringContent("""{"input": "你好"}""", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
     }
 
     [Fact]
