@@ -66,13 +66,4 @@ public sealed class ArgumentRangeTests
             Directory.Delete(dir, recursive: true);
         }
     }
-
-    private sealed class SilentObserver : ITrainingObserver
-    {
-        public void Message(string text) { }
-
-        public void Step(TrainingStepLog log, bool logged) { }
-
-        public void Evaluated(int step, string label, IReadOnlyDictionary<string, double> metrics) { }
-    }
 }

@@ -37,7 +37,7 @@ public sealed class TrainingStepReproducesTrainerTests : IDisposable
             OutputDir = Path.Combine(dir, "out"), MaxSteps = Steps, PerDeviceTrainBatchSize = Batch, TrainGroupSize = Group,
             LearningRate = LearningRate, Seed = Seed, SaveSteps = 0, CosTemperature = 0.02,
         };
-        var logged = new Trainer(modelArgs, trainArgs, new NoOutput(), path => path).Run().LossHistory;
+        var logged = new Trainer(modelArgs, trainArgs, new SilentObserver(), path => path).Run().LossHistory;
 
         // The trainer's defaults, spelled out: bge instructions, the flags' per-task config, no same-dataset batching.
         var training = TrainingData.Load(new TrainingDataOptions([data], dir, TrainGroupSize: Group, CommandLine: new TaskTrainingConfig(), Seed: Seed));
@@ -61,14 +61,5 @@ public sealed class TrainingStepReproducesTrainerTests : IDisposable
             Assert.True(Math.Abs(logged[i].Loss - repeated[i]) <= 1e-6, $"step {i + 1}: trainer {logged[i].Loss:R}, retriever step {repeated[i]:R}");
         // The weights change (lr 1e-3), so equal losses after step 1 mean equal updates, not one repeated value.
         Assert.Equal(Steps, repeated.Distinct().Count());
-    }
-
-    private sealed class NoOutput : ITrainingObserver
-    {
-        public void Message(string text) { }
-
-        public void Step(TrainingStepLog log, bool logged) { }
-
-        public void Evaluated(int step, string label, IReadOnlyDictionary<string, double> metrics) { }
     }
 }

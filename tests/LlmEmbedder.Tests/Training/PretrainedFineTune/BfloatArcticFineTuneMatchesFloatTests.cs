@@ -76,13 +76,4 @@ public sealed class BfloatArcticFineTuneMatchesFloatTests(ITestOutputHelper outp
         var result = new Trainer(modelArgs, trainArgs, new SilentObserver(), model => model).Run(EncoderEvaluator.FromArguments(modelArgs));
         return (result, clock.Elapsed.TotalSeconds);
     }
-
-    private sealed class SilentObserver : ITrainingObserver
-    {
-        public void Message(string text) { }
-
-        public void Step(TrainingStepLog log, bool logged) { }
-
-        public void Evaluated(int step, string label, IReadOnlyDictionary<string, double> metrics) { }
-    }
 }

@@ -87,13 +87,4 @@ public sealed class MatryoshkaArcticFineTuneTests(ITestOutputHelper output) : ID
             new EncoderEvaluator(dataset, "qa", new EvaluationSettings(null, "{title} {text}", ["mrr"], [10], Dimensions: d))
                 .Evaluate(encoder, encoder)["mrr@10"]);
     }
-
-    private sealed class SilentObserver : ITrainingObserver
-    {
-        public void Message(string text) { }
-
-        public void Step(TrainingStepLog log, bool logged) { }
-
-        public void Evaluated(int step, string label, IReadOnlyDictionary<string, double> metrics) { }
-    }
 }
