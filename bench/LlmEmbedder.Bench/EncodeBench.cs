@@ -17,7 +17,7 @@ public static class EncodeBench
 {
     public static void Run(string[] args)
     {
-        string Flag(string name, string fallback) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;
+        string Flag(string name, string fallback) => BenchArgs.Flag(args, name, fallback);
         int sentences = int.Parse(Flag("--sentences", "512")), batchSize = int.Parse(Flag("--batch", "32"));
         int threads = int.Parse(Flag("--threads", "2"));
         // --dtype bf16: the BERT weights in bf16, as `encode --dtype bf16` runs it.

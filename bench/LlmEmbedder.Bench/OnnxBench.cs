@@ -21,7 +21,7 @@ public static class OnnxBench
 {
     public static void Run(string[] args)
     {
-        string Flag(string name, string fallback) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;
+        string Flag(string name, string fallback) => BenchArgs.Flag(args, name, fallback);
         int sentences = int.Parse(Flag("--sentences", "256"), CultureInfo.InvariantCulture);
         int batchSize = int.Parse(Flag("--batch", "32"), CultureInfo.InvariantCulture);
         int threads = int.Parse(Flag("--threads", "2"), CultureInfo.InvariantCulture);

@@ -13,7 +13,7 @@ public static partial class TrainMemoryBench
 {
     public static void Run(string[] args)
     {
-        string Flag(string name, string fallback) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;
+        string Flag(string name, string fallback) => BenchArgs.Flag(args, name, fallback);
         var own = new[] { "--batches", "--plain-batches", "--mini-batch-size" };
         var passed = args.Where((a, i) => !own.Contains(a) && (i == 0 || !own.Contains(args[i - 1]))).ToArray();
         var chunk = Flag("--mini-batch-size", "8");

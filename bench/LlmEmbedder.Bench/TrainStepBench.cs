@@ -26,7 +26,7 @@ public static class TrainStepBench
 
     public static void Run(string[] args)
     {
-        string Flag(string name, string fallback) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;
+        string Flag(string name, string fallback) => BenchArgs.Flag(args, name, fallback);
         string configPath = Flag("--config", "tests/fixtures/bge-small-zh-v1.5/config.json");
         var shape = new Shape(BertConfig.Load(configPath), int.Parse(Flag("--batch", "16")), int.Parse(Flag("--group", "8")),
             int.Parse(Flag("--query-len", "32")), int.Parse(Flag("--key-len", "128")));
